@@ -1,0 +1,238 @@
+//! The command line (clap): parses, resolves, and runs one command. Errors
+//! are rendered here, at the edge, with what to do about them.
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::build::{self, BuildOptions, Services};
+use crate::error::Error;
+use crate::media::Ffmpeg;
+use crate::messages::SceneListing;
+use crate::project::Project;
+use crate::render::ManimRenderer;
+use crate::report::{MessageFormat, Reporter};
+use crate::settings::{Overrides, Quality};
+use crate::toolchain::Toolchain;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "parender",
+    version,
+    about = "Turns a folder of Manim scenes into one narrated video, fast",
+    long_about = None
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Render stale scenes in parallel, pair them with their audio and stitch the video
+    Build(BuildArgs),
+    /// List the scenes in build order with their audio (a dry view of `build`)
+    Scenes(ScenesArgs),
+    /// Create a new project skeleton
+    Init {
+        /// Folder for the new project (default: the current folder)
+        dir: Option<PathBuf>,
+    },
+    /// Check Manim, Python, ffmpeg and LaTeX, and say how to fix what is missing
+    Doctor {
+        #[arg(long, value_name = "DIR")]
+        project: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Project folder (default: the nearest folder upward with parender.toml)
+    #[arg(long, value_name = "DIR")]
+    pub project: Option<PathBuf>,
+    /// Build the release profile (default quality high: 1920x1080 at 60 fps)
+    #[arg(long)]
+    pub release: bool,
+    /// Manim quality, overriding the profile: l m h p k or low medium high production fourk
+    #[arg(long, short = 'q', value_name = "Q", value_parser = parse_quality)]
+    pub quality: Option<Quality>,
+    /// Renders at once (default: profile's `jobs`, else the number of CPUs)
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: Option<u32>,
+    /// Write the final video here instead of out/<profile>/<name>.mp4
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Write no final video when any scene failed
+    #[arg(long)]
+    pub strict: bool,
+    /// Output format for messages
+    #[arg(long, value_enum, default_value = "human", value_name = "FMT")]
+    pub message_format: MessageFormat,
+    /// Build only these scenes (`file.py`, `file.py:Class` or `Class`); the
+    /// video still includes every other scene's last render
+    #[arg(value_name = "SCENE")]
+    pub scenes: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ScenesArgs {
+    #[arg(long, value_name = "DIR")]
+    pub project: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "human", value_name = "FMT")]
+    pub message_format: MessageFormat,
+}
+
+fn parse_quality(s: &str) -> Result<Quality, String> {
+    s.parse()
+        .map_err(|_| format!("expected one of {}", crate::settings::QUALITY_NAMES.join(", ")))
+}
+
+pub fn main() -> ExitCode {
+    crate::report::init_colors();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PARENDER_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Build(args) => run_build(args).await,
+        Command::Scenes(args) => {
+            let reporter = Reporter::new(args.message_format);
+            match list_scenes(&args, &reporter).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&reporter, e),
+            }
+        }
+        Command::Init { dir } => {
+            let reporter = Reporter::new(MessageFormat::Human);
+            match crate::init::init(dir.as_deref()) {
+                Ok(path) => {
+                    reporter.status("Created", &format!("a parender project in {}", path.display()));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&reporter, e),
+            }
+        }
+        Command::Doctor { project } => crate::doctor::doctor(project.as_deref()).await,
+    }
+}
+
+fn fail(reporter: &Reporter, e: Error) -> ExitCode {
+    reporter.error(&e);
+    ExitCode::from(e.exit_code())
+}
+
+/// Ctrl-C and SIGTERM cancel the token; renders stop their process groups.
+fn cancel_on_signals() -> CancellationToken {
+    let cancel = CancellationToken::new();
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let sigterm = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = sigterm => {}
+        }
+        c.cancel();
+    });
+    cancel
+}
+
+async fn run_build(args: BuildArgs) -> ExitCode {
+    let reporter = Arc::new(Reporter::new(args.message_format));
+    let project = match Project::open(args.project.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return fail(&reporter, e),
+    };
+    let tools = match Toolchain::resolve(&project) {
+        Ok(t) => t,
+        Err(e) => return fail(&reporter, e),
+    };
+    let services = Services {
+        renderer: Arc::new(ManimRenderer {
+            python: tools.python.clone(),
+        }),
+        ffmpeg: Ffmpeg {
+            ffmpeg: tools.ffmpeg.clone(),
+            ffprobe: tools.ffprobe.clone(),
+        },
+        python: tools.python.clone(),
+    };
+    let opts = BuildOptions {
+        overrides: Overrides {
+            release: args.release,
+            quality: args.quality,
+            jobs: args.jobs.map(|j| j as usize),
+        },
+        output: args.output,
+        strict: args.strict,
+        scenes: args.scenes,
+    };
+    let cancel = cancel_on_signals();
+    match build::build(&project, &opts, &services, &reporter, &cancel).await {
+        Ok(outcome) if outcome.success => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(1),
+        Err(e) => fail(&reporter, e),
+    }
+}
+
+async fn list_scenes(args: &ScenesArgs, reporter: &Reporter) -> Result<(), Error> {
+    let project = Project::open(args.project.as_deref())?;
+    let (python, _) = Toolchain::resolve_python(&project)?;
+    let d = crate::discover::discover(&project, &python, &CancellationToken::new()).await?;
+    for w in &d.warnings {
+        reporter.warning(w);
+    }
+    for b in &d.broken {
+        reporter.warning(&format!(
+            "{} cannot be loaded, so its scenes are unknown: {}",
+            b.file,
+            b.error.summary()
+        ));
+    }
+    for s in &d.scenes {
+        let audio = s.audio.as_ref().map(|a| a.display().to_string());
+        if reporter.is_json() {
+            let l = SceneListing {
+                scene: s.id.0.clone(),
+                file: s.file.clone(),
+                class: s.class.clone(),
+                line: s.line,
+                audio,
+            };
+            if let Ok(line) = serde_json::to_string(&l) {
+                println!("{line}");
+            }
+        } else {
+            println!(
+                "{}  {}",
+                s.id,
+                audio.unwrap_or_else(|| "(no audio)".into())
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,433 @@
+//! `parender.toml`: the schema, its defaults, and errors that point at the
+//! offending file, line and column with a suggestion.
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer};
+
+use crate::settings::Quality;
+
+/// The manifest's file name, found like cargo finds `Cargo.toml`.
+pub const MANIFEST: &str = "parender.toml";
+
+/// Every key is optional; defaults are applied by [`crate::project`] and
+/// [`crate::settings`] and documented in the README.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Name of the final video (default: the project folder's name).
+    pub name: Option<String>,
+    /// Folder with the scene files (default `scenes`).
+    pub scenes: Option<String>,
+    /// Folder with the narration audio (default `audio`).
+    pub audio: Option<String>,
+    /// Folder for final videos (default `out`).
+    pub output: Option<String>,
+    /// Explicit scene order: entries `file.py`, `file.py:Class` or `Class`.
+    pub order: Option<Vec<String>>,
+    /// Seconds between scenes, holding the previous scene's last frame.
+    pub gap: Option<Seconds>,
+    /// Parallel renders (default: number of CPUs).
+    pub jobs: Option<Jobs>,
+    /// Per-scene render timeout (default 10 minutes).
+    pub timeout: Option<Seconds>,
+    /// Python interpreter that has Manim installed.
+    pub python: Option<String>,
+    /// The `manim` command to use; its interpreter is read from its `#!` line.
+    pub manim: Option<String>,
+    /// Extra arguments passed to every Manim render.
+    #[serde(default)]
+    pub manim_args: Vec<String>,
+    #[serde(default)]
+    pub profile: Profiles,
+    /// Per-scene overrides, keyed by `file.py:Class`, `file.py` or `Class`.
+    #[serde(default)]
+    pub scene: BTreeMap<String, SceneOverride>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profiles {
+    pub dev: Option<ProfileConfig>,
+    pub release: Option<ProfileConfig>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileConfig {
+    pub quality: Option<Quality>,
+    pub fps: Option<Fps>,
+    pub jobs: Option<Jobs>,
+    pub manim_args: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SceneOverride {
+    /// Audio file (relative to the project root) instead of the paired one;
+    /// `false` means none.
+    pub audio: Option<AudioOverride>,
+    pub timeout: Option<Seconds>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AudioOverride {
+    File(String),
+    None,
+}
+
+impl<'de> Deserialize<'de> for AudioOverride {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            S(String),
+            B(bool),
+        }
+        match Raw::deserialize(d).map_err(|_| {
+            de::Error::custom("invalid audio: expected a file path or `false` for no audio")
+        })? {
+            Raw::S(s) => Ok(AudioOverride::File(s)),
+            Raw::B(false) => Ok(AudioOverride::None),
+            Raw::B(true) => Err(de::Error::custom(
+                "invalid audio: expected a file path or `false` for no audio",
+            )),
+        }
+    }
+}
+
+/// A non-negative duration, written as a number of seconds (`90`, `1.5`) or a
+/// string with a unit (`"90s"`, `"10m"`, `"1h"`, `"250ms"`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Seconds(pub Duration);
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = Seconds;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number of seconds or a string like \"90s\", \"10m\", \"1h\"")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Seconds, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Seconds, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Seconds, E> {
+                if v.is_finite() && v >= 0.0 {
+                    Ok(Seconds(Duration::from_secs_f64(v)))
+                } else {
+                    Err(E::custom(format!(
+                        "invalid duration {v}: expected a number of seconds >= 0"
+                    )))
+                }
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Seconds, E> {
+                parse_duration(v).map(Seconds).ok_or_else(|| {
+                    E::custom(format!(
+                        "invalid duration \"{v}\": expected a number with a unit, like \"90s\", \"10m\", \"1h\" or \"250ms\""
+                    ))
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Parses `"90s"`, `"10m"`, `"1.5h"`, `"250ms"` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let scale = match unit.trim() {
+        "" | "s" | "sec" | "secs" => 1.0,
+        "ms" => 0.001,
+        "m" | "min" | "mins" => 60.0,
+        "h" => 3600.0,
+        _ => return None,
+    };
+    let secs = n * scale;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+/// A positive number of parallel renders.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Jobs(pub usize);
+
+impl<'de> Deserialize<'de> for Jobs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = i64::deserialize(d)?;
+        if v >= 1 {
+            Ok(Jobs(v as usize))
+        } else {
+            Err(de::Error::custom(format!(
+                "invalid jobs {v}: expected at least 1"
+            )))
+        }
+    }
+}
+
+/// A frame rate in whole frames per second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fps(pub u32);
+
+impl<'de> Deserialize<'de> for Fps {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = i64::deserialize(d)?;
+        if (1..=240).contains(&v) {
+            Ok(Fps(v as u32))
+        } else {
+            Err(de::Error::custom(format!(
+                "invalid fps {v}: expected a whole number from 1 to 240"
+            )))
+        }
+    }
+}
+
+/// A configuration error, located in its file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("could not read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{message}")]
+    Invalid {
+        path: PathBuf,
+        message: String,
+        line: Option<usize>,
+        column: Option<usize>,
+        /// The offending source line, for display.
+        snippet: Option<String>,
+        help: Option<String>,
+    },
+}
+
+impl ConfigError {
+    pub fn help(&self) -> Option<String> {
+        match self {
+            ConfigError::Read { .. } => None,
+            ConfigError::Invalid { help, .. } => help.clone(),
+        }
+    }
+
+    /// `file:line:column`, as editors and terminals understand it.
+    pub fn location(&self) -> String {
+        match self {
+            ConfigError::Read { path, .. } => path.display().to_string(),
+            ConfigError::Invalid {
+                path, line, column, ..
+            } => match (line, column) {
+                (Some(l), Some(c)) => format!("{}:{l}:{c}", path.display()),
+                _ => path.display().to_string(),
+            },
+        }
+    }
+
+    pub fn snippet(&self) -> Option<(usize, usize, &str)> {
+        match self {
+            ConfigError::Invalid {
+                line: Some(l),
+                column: Some(c),
+                snippet: Some(s),
+                ..
+            } => Some((*l, *c, s.as_str())),
+            _ => None,
+        }
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        toml::from_str::<Config>(text).map_err(|e| {
+            let (line, column, snippet) = match e.span() {
+                Some(span) => {
+                    let (l, c) = line_col(text, span.start);
+                    let snip = text.lines().nth(l - 1).map(str::to_owned);
+                    (Some(l), Some(c), snip)
+                }
+                None => (None, None, None),
+            };
+            let raw = e.message().trim().to_string();
+            let help = suggest_from_message(&raw);
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message: tidy_message(&raw),
+                line,
+                column,
+                snippet,
+                help,
+            }
+        })
+    }
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|s| s.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, col)
+}
+
+/// serde says "unknown field"; users write keys.
+fn tidy_message(raw: &str) -> String {
+    raw.replacen("unknown field", "unknown key", 1)
+        .replacen("unknown variant", "unknown value", 1)
+}
+
+/// From serde's "unknown field `jbos`, expected one of `jobs`, ..." (or
+/// "unknown variant"), the nearest valid name, if one is close enough.
+fn suggest_from_message(raw: &str) -> Option<String> {
+    if !(raw.starts_with("unknown field") || raw.starts_with("unknown variant")) {
+        return None;
+    }
+    let ticked: Vec<&str> = raw.split('`').skip(1).step_by(2).collect();
+    let (given, candidates) = ticked.split_first()?;
+    let best = nearest(given, candidates.iter().copied())?;
+    Some(format!("did you mean `{best}`?"))
+}
+
+/// The candidate closest to `given`, if it is plausibly a typo of it.
+pub fn nearest<'a>(given: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(given, c), c))
+        .filter(|(score, _)| *score >= 0.75)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("parender.toml"))
+    }
+
+    #[test]
+    fn empty_config_is_valid() {
+        let c = parse("").unwrap();
+        assert!(c.name.is_none());
+        assert!(c.scene.is_empty());
+    }
+
+    #[test]
+    fn full_config_parses() {
+        let c = parse(
+            r#"
+name = "talk"
+scenes = "src/scenes"
+audio = "voice"
+order = ["02_b.py", "01_a.py:A"]
+gap = 0.5
+jobs = 3
+timeout = "2m"
+python = ".venv/bin/python"
+manim_args = ["--disable_caching"]
+
+[profile.dev]
+quality = "m"
+fps = 24
+
+[profile.release]
+quality = "production"
+jobs = 1
+
+[scene."01_a.py:A"]
+audio = "voice/other.wav"
+timeout = 30
+
+[scene.B]
+audio = false
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.jobs, Some(Jobs(3)));
+        assert_eq!(c.timeout, Some(Seconds(Duration::from_secs(120))));
+        assert_eq!(c.gap, Some(Seconds(Duration::from_millis(500))));
+        let dev = c.profile.dev.unwrap();
+        assert_eq!(dev.quality, Some(Quality::Medium));
+        assert_eq!(dev.fps, Some(Fps(24)));
+        assert_eq!(
+            c.profile.release.unwrap().quality,
+            Some(Quality::Production)
+        );
+        assert_eq!(
+            c.scene["01_a.py:A"].audio,
+            Some(AudioOverride::File("voice/other.wav".into()))
+        );
+        assert_eq!(c.scene["B"].audio, Some(AudioOverride::None));
+    }
+
+    #[test]
+    fn unknown_key_names_line_column_and_suggests() {
+        let err = parse("name = \"x\"\njbos = 4\n").unwrap_err();
+        assert_eq!(err.location(), "parender.toml:2:1");
+        assert!(err.to_string().contains("unknown key `jbos`"), "{err}");
+        assert_eq!(err.help().as_deref(), Some("did you mean `jobs`?"));
+    }
+
+    #[test]
+    fn unknown_profile_key_suggests() {
+        let err = parse("[profile.dev]\nqualty = \"l\"\n").unwrap_err();
+        assert_eq!(err.location(), "parender.toml:2:1");
+        assert_eq!(err.help().as_deref(), Some("did you mean `quality`?"));
+    }
+
+    #[test]
+    fn bad_quality_value_is_located() {
+        let err = parse("[profile.release]\nquality = \"ultra\"\n").unwrap_err();
+        assert_eq!(err.location(), "parender.toml:2:11");
+        assert!(err.to_string().contains("ultra"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        assert!(parse("jobs = 0").is_err());
+        assert!(parse("gap = -1").is_err());
+        assert!(parse("timeout = \"ten minutes\"").is_err());
+        assert!(parse("[profile.dev]\nfps = 0").is_err());
+        assert!(parse("[profile.staging]\nfps = 30").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("10m"), Some(Duration::from_secs(600)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("x"), None);
+        assert_eq!(parse_duration("5 parsecs"), None);
+    }
+
+    #[test]
+    fn line_col_counts_from_one() {
+        assert_eq!(line_col("ab\ncd", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+    }
+}

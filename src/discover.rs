@@ -1,0 +1,427 @@
+//! Discovery: which scenes the project has, in which order.
+//!
+//! A scene is exactly what Manim would render: a class defined in a scene file
+//! that subclasses Manim's `Scene` (directly or through any imported base). We
+//! ask Python: one interpreter loads every scene file the way Manim does and
+//! reports the classes (see `python/discover.py`). A static guess from base
+//! names would miss `manim_slides.Slide` and friends.
+use std::cmp::Ordering;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::io::AsyncWriteExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::Error;
+use crate::project::Project;
+use crate::scene::{Scene, SceneError, SceneId};
+
+const DISCOVER_PY: &str = include_str!("../python/discover.py");
+
+/// Default per-scene render timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+#[derive(Debug, Deserialize)]
+struct Report {
+    python: String,
+    manim: Option<String>,
+    manim_error: Option<PyError>,
+    files: Vec<FileReport>,
+}
+
+#[derive(Debug, Deserialize)]
+struct FileReport {
+    file: String,
+    scenes: Vec<FoundClass>,
+    error: Option<PyError>,
+}
+
+#[derive(Debug, Deserialize)]
+struct FoundClass {
+    class: String,
+    line: Option<u32>,
+}
+
+/// A Python exception as the embedded scripts report it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PyError {
+    pub message: String,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    #[serde(default)]
+    pub traceback: String,
+}
+
+impl From<&PyError> for SceneError {
+    fn from(e: &PyError) -> SceneError {
+        SceneError {
+            file: e.file.clone(),
+            line: e.line,
+            message: e.message.clone(),
+        }
+    }
+}
+
+/// The versions that go into every fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolVersions {
+    pub python: String,
+    pub manim: String,
+}
+
+/// A scene file Python could not load: none of its scenes can be known.
+#[derive(Debug, Clone)]
+pub struct BrokenFile {
+    pub file: String,
+    pub error: SceneError,
+    pub traceback: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Discovery {
+    /// In build order, with audio paired.
+    pub scenes: Vec<Scene>,
+    pub broken: Vec<BrokenFile>,
+    pub versions: ToolVersions,
+    pub warnings: Vec<String>,
+}
+
+/// Every `.py` file under the scene folder, in natural order of their paths
+/// (`2_b.py` before `10_a.py`), relative to the project root.
+pub fn scene_files(project: &Project) -> Result<Vec<String>, Error> {
+    let dir = project.scenes_dir();
+    if !dir.is_dir() {
+        return Err(Error::NoScenesDir(dir));
+    }
+    let mut files = Vec::new();
+    walk(&dir, &mut |p| {
+        if p.extension().is_some_and(|e| e == "py") {
+            files.push(project.relative(p));
+        }
+    })?;
+    files.sort_by(|a, b| natural_path_cmp(a, b));
+    Ok(files)
+}
+
+/// Visits files below `dir`, skipping hidden folders, `__pycache__` and
+/// `media` (Manim's output), in no particular order.
+pub fn walk(dir: &Path, visit: &mut dyn FnMut(&Path)) -> Result<(), Error> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') {
+            continue;
+        }
+        let ft = entry.file_type().map_err(|e| Error::io(&path, e))?;
+        if ft.is_dir() {
+            if name == "__pycache__" || name == "media" {
+                continue;
+            }
+            walk(&path, visit)?;
+        } else {
+            visit(&path);
+        }
+    }
+    Ok(())
+}
+
+/// Natural order per path component, so `scenes/2.py` < `scenes/10.py`.
+pub fn natural_path_cmp(a: &str, b: &str) -> Ordering {
+    let mut ai = a.split('/');
+    let mut bi = b.split('/');
+    loop {
+        match (ai.next(), bi.next()) {
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some(x), Some(y)) => match natord::compare(x, y) {
+                Ordering::Equal => match x.cmp(y) {
+                    Ordering::Equal => continue,
+                    o => return o,
+                },
+                o => return o,
+            },
+        }
+    }
+}
+
+/// Runs the embedded discovery script with the project's Python.
+async fn ask_python(
+    project: &Project,
+    python: &Path,
+    files: &[String],
+    cancel: &CancellationToken,
+) -> Result<Report, Error> {
+    let mut cmd = tokio::process::Command::new(python);
+    cmd.arg("-c")
+        .arg(DISCOVER_PY)
+        .current_dir(&project.root)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().map_err(|e| Error::Toolchain {
+        message: format!("cannot run Python `{}`: {e}", python.display()),
+        help: "run `parender doctor`, or set `python = \"...\"` in parender.toml".into(),
+    })?;
+    let input = serde_json::to_vec(files).map_err(|e| Error::Other(e.to_string()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(&input)
+            .await
+            .map_err(|e| Error::io(python, e))?;
+    }
+    let out = tokio::select! {
+        out = child.wait_with_output() => out.map_err(|e| Error::io(python, e))?,
+        _ = cancel.cancelled() => return Err(Error::Interrupted),
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().rev().find(|l| l.starts_with('{'));
+    match last.map(serde_json::from_str::<Report>) {
+        Some(Ok(r)) => Ok(r),
+        _ => Err(Error::Discovery {
+            message: format!(
+                "`{}` did not report the scenes (exit status {})",
+                python.display(),
+                out.status
+            ),
+            detail: crate::procs::tail_lines(&out.stderr, 20),
+        }),
+    }
+}
+
+/// Finds every scene, orders it and pairs it with its audio.
+pub async fn discover(
+    project: &Project,
+    python: &Path,
+    cancel: &CancellationToken,
+) -> Result<Discovery, Error> {
+    let files = scene_files(project)?;
+    let report = ask_python(project, python, &files, cancel).await?;
+    let manim = match (&report.manim, &report.manim_error) {
+        (Some(v), _) => v.clone(),
+        (None, err) => {
+            return Err(Error::Toolchain {
+                message: format!(
+                    "Manim cannot be imported by `{}`: {}",
+                    python.display(),
+                    err.as_ref().map(|e| e.message.as_str()).unwrap_or("unknown error")
+                ),
+                help: format!(
+                    "install it into that interpreter: `{} -m pip install manim=={}`",
+                    python.display(),
+                    crate::toolchain::PINNED_MANIM
+                ),
+            });
+        }
+    };
+    let mut found = Vec::new();
+    let mut broken = Vec::new();
+    for f in &report.files {
+        if let Some(err) = &f.error {
+            broken.push(BrokenFile {
+                file: f.file.clone(),
+                error: err.into(),
+                traceback: err.traceback.clone(),
+            });
+            continue;
+        }
+        for c in &f.scenes {
+            found.push(Scene {
+                id: SceneId::new(&f.file, &c.class),
+                file: f.file.clone(),
+                class: c.class.clone(),
+                line: c.line,
+                audio: None,
+                timeout: project
+                    .config
+                    .timeout
+                    .map(|s| s.0)
+                    .unwrap_or(DEFAULT_TIMEOUT),
+            });
+        }
+    }
+    let mut warnings = Vec::new();
+    let scenes = match &project.config.order {
+        Some(order) => apply_order(found, order, &mut warnings)?,
+        None => found,
+    };
+    let scenes = crate::pairing::pair(project, scenes, &mut warnings)?;
+    Ok(Discovery {
+        scenes,
+        broken,
+        versions: ToolVersions {
+            python: report.python,
+            manim,
+        },
+        warnings,
+    })
+}
+
+/// Does `pattern` (`file.py`, `dir/file.py`, `file.py:Class` or `Class`) name this scene?
+pub fn matches(scene: &Scene, pattern: &str) -> bool {
+    let file_matches = |p: &str| scene.file == p || scene.file.ends_with(&format!("/{p}"));
+    match pattern.rsplit_once(':') {
+        Some((file, class)) => class == scene.class && file_matches(file),
+        None if pattern.ends_with(".py") => file_matches(pattern),
+        None => pattern == scene.class,
+    }
+}
+
+/// Error for a pattern that names no scene, with the nearest name.
+pub fn no_match(pattern: &str, scenes: &[Scene], context: &str) -> Error {
+    let names: Vec<String> = scenes
+        .iter()
+        .flat_map(|s| [s.id.0.clone(), s.short_name(), s.class.clone()])
+        .collect();
+    let help = crate::config::nearest(pattern, names.iter().map(String::as_str))
+        .map(|n| format!("did you mean `{n}`?"))
+        .or_else(|| Some("run `parender scenes` to list the scenes".into()));
+    Error::Selection {
+        message: format!("{context} `{pattern}` matches no scene"),
+        help,
+    }
+}
+
+/// Puts scenes named in `order` first, in that order; the rest follow in
+/// their natural order, with a warning.
+fn apply_order(
+    scenes: Vec<Scene>,
+    order: &[String],
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Scene>, Error> {
+    let mut placed = vec![false; scenes.len()];
+    let mut out = Vec::with_capacity(scenes.len());
+    for pattern in order {
+        let mut any = false;
+        for (i, s) in scenes.iter().enumerate() {
+            if matches(s, pattern) {
+                any = true;
+                if !placed[i] {
+                    placed[i] = true;
+                    out.push(s.clone());
+                }
+            }
+        }
+        if !any {
+            return Err(no_match(pattern, &scenes, "`order` entry"));
+        }
+    }
+    for (i, s) in scenes.iter().enumerate() {
+        if !placed[i] {
+            warnings.push(format!(
+                "{} is not listed in `order`; it goes after the listed scenes",
+                s.id
+            ));
+            out.push(s.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// `SCENE...` arguments: which scenes to build. Empty means all.
+pub fn select(scenes: &[Scene], patterns: &[String]) -> Result<Vec<bool>, Error> {
+    if patterns.is_empty() {
+        return Ok(vec![true; scenes.len()]);
+    }
+    let mut chosen = vec![false; scenes.len()];
+    for p in patterns {
+        let mut any = false;
+        for (i, s) in scenes.iter().enumerate() {
+            if matches(s, p) {
+                chosen[i] = true;
+                any = true;
+            }
+        }
+        if !any {
+            return Err(no_match(p, scenes, "scene"));
+        }
+    }
+    Ok(chosen)
+}
+
+/// Used by tests and `scenes`: the file path of a scene relative to the root.
+pub fn scene_path(project: &Project, scene: &Scene) -> PathBuf {
+    project.root.join(&scene.file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scene(file: &str, class: &str) -> Scene {
+        Scene {
+            id: SceneId::new(file, class),
+            file: file.into(),
+            class: class.into(),
+            line: None,
+            audio: None,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    #[test]
+    fn natural_order_of_paths() {
+        let mut v = vec![
+            "scenes/10_end.py",
+            "scenes/2_b.py",
+            "scenes/1_a.py",
+            "scenes/part2/1.py",
+            "scenes/part10/1.py",
+        ];
+        v.sort_by(|a, b| natural_path_cmp(a, b));
+        assert_eq!(
+            v,
+            vec![
+                "scenes/1_a.py",
+                "scenes/2_b.py",
+                "scenes/10_end.py",
+                "scenes/part2/1.py",
+                "scenes/part10/1.py"
+            ]
+        );
+    }
+
+    #[test]
+    fn patterns() {
+        let s = scene("scenes/03_graph.py", "Growth");
+        assert!(matches(&s, "03_graph.py"));
+        assert!(matches(&s, "scenes/03_graph.py"));
+        assert!(matches(&s, "03_graph.py:Growth"));
+        assert!(matches(&s, "scenes/03_graph.py:Growth"));
+        assert!(matches(&s, "Growth"));
+        assert!(!matches(&s, "3_graph.py"));
+        assert!(!matches(&s, "03_graph.py:Other"));
+        assert!(!matches(&s, "Grow"));
+    }
+
+    #[test]
+    fn order_puts_listed_first_and_warns_about_the_rest() {
+        let v = vec![
+            scene("s/a.py", "A"),
+            scene("s/b.py", "B1"),
+            scene("s/b.py", "B2"),
+            scene("s/c.py", "C"),
+        ];
+        let mut w = Vec::new();
+        let out = apply_order(v.clone(), &["c.py".into(), "B2".into()], &mut w).unwrap();
+        let ids: Vec<_> = out.iter().map(|s| s.class.as_str()).collect();
+        assert_eq!(ids, vec!["C", "B2", "A", "B1"]);
+        assert_eq!(w.len(), 2);
+        let err = apply_order(v, &["d.py".into()], &mut w).unwrap_err();
+        assert!(err.to_string().contains("`d.py` matches no scene"));
+    }
+
+    #[test]
+    fn selection_suggests() {
+        let v = vec![scene("s/a.py", "Alpha"), scene("s/b.py", "Beta")];
+        assert_eq!(select(&v, &["Beta".into()]).unwrap(), vec![false, true]);
+        let err = select(&v, &["Alpah".into()]).unwrap_err();
+        assert_eq!(err.help().as_deref(), Some("did you mean `Alpha`?"));
+    }
+}

@@ -1,0 +1,120 @@
+//! `parender doctor`: checks every tool a build needs and prints the exact
+//! command that fixes what is missing.
+use std::path::Path;
+use std::process::ExitCode;
+
+use console::style;
+use tokio::process::Command;
+
+use crate::project::Project;
+use crate::toolchain::{PINNED_MANIM, Toolchain};
+
+const APT: &str = "apt-get install -y --no-install-recommends";
+
+async fn first_line(prog: &Path, args: &[&str]) -> Option<String> {
+    let out = Command::new(prog).args(args).output().await.ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = if out.stdout.is_empty() { out.stderr } else { out.stdout };
+    String::from_utf8_lossy(&text)
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_string())
+}
+
+struct Checks {
+    failures: usize,
+}
+
+impl Checks {
+    fn ok(&self, what: &str, detail: &str) {
+        println!("{} {what}: {detail}", style("  ok").green().bold());
+    }
+    fn bad(&mut self, what: &str, detail: &str, fix: &str) {
+        self.failures += 1;
+        println!("{} {what}: {detail}", style("FAIL").red().bold());
+        println!("       fix: {}", style(fix).cyan());
+    }
+}
+
+pub async fn doctor(project_dir: Option<&Path>) -> ExitCode {
+    let mut c = Checks { failures: 0 };
+    let project = Project::open(project_dir).ok();
+    // Python and Manim.
+    let python = match &project {
+        Some(p) => Toolchain::resolve_python(p).map(|(py, src)| (py, src)),
+        None => which::which("python3")
+            .map(|p| (p, "python3 on PATH (no project here)".to_string()))
+            .map_err(|_| crate::error::Error::Other("python3 not found".into())),
+    };
+    let venv_fix = format!(
+        "python3 -m venv .venv && .venv/bin/pip install manim=={PINNED_MANIM}   (or: scripts/setup.sh)"
+    );
+    match python {
+        Ok((py, src)) => {
+            match first_line(&py, &["-c", "import platform; print(platform.python_version())"]).await {
+                Some(v) => c.ok("python", &format!("{v} at {} (from {src})", py.display())),
+                None => c.bad("python", &format!("{} does not run", py.display()), &venv_fix),
+            }
+            match first_line(
+                &py,
+                &["-c", "import importlib.metadata as m; print(m.version('manim'))"],
+            )
+            .await
+            {
+                Some(v) if v == PINNED_MANIM => c.ok("manim", &v),
+                Some(v) => {
+                    c.ok("manim", &format!("{v} (parender is tested with {PINNED_MANIM})"));
+                }
+                None => c.bad(
+                    "manim",
+                    &format!("not installed for {}", py.display()),
+                    &format!("{} -m pip install manim=={PINNED_MANIM}", py.display()),
+                ),
+            }
+        }
+        Err(e) => c.bad("python", &e.to_string(), &venv_fix),
+    }
+    // ffmpeg and ffprobe.
+    for tool in ["ffmpeg", "ffprobe"] {
+        match which::which(tool) {
+            Ok(p) => match first_line(&p, &["-version"]).await {
+                Some(v) => c.ok(tool, &v),
+                None => c.bad(tool, "does not run", &format!("{APT} ffmpeg")),
+            },
+            Err(_) => c.bad(tool, "not found on PATH", &format!("{APT} ffmpeg")),
+        }
+    }
+    // LaTeX for MathTex/Tex.
+    let tex_fix = format!(
+        "{APT} texlive-latex-base texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended texlive-science dvisvgm"
+    );
+    for tool in ["latex", "dvisvgm"] {
+        match which::which(tool) {
+            Ok(p) => match first_line(&p, &["--version"]).await {
+                Some(v) => c.ok(tool, &v),
+                None => c.bad(tool, "does not run", &tex_fix),
+            },
+            Err(_) => c.bad(tool, "not found on PATH (needed by MathTex and Tex)", &tex_fix),
+        }
+    }
+    match which::which("kpsewhich") {
+        Ok(k) => match first_line(&k, &["standalone.cls"]).await {
+            Some(p) => c.ok("LaTeX standalone class", &p),
+            None => c.bad("LaTeX standalone class", "standalone.cls not found", &format!("{APT} texlive-latex-extra")),
+        },
+        Err(_) => c.bad("LaTeX standalone class", "kpsewhich not found", &tex_fix),
+    }
+    match &project {
+        Some(p) => c.ok("project", &p.root.display().to_string()),
+        None => println!("{} project: no parender.toml here (run `parender init`)", style("note").yellow().bold()),
+    }
+    if c.failures == 0 {
+        println!("everything parender needs is here");
+        ExitCode::SUCCESS
+    } else {
+        println!("{} problem{} found", c.failures, if c.failures == 1 { "" } else { "s" });
+        ExitCode::from(1)
+    }
+}

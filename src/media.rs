@@ -1,0 +1,414 @@
+//! ffmpeg and ffprobe, wrapped: probing videos, decoding audio to PCM,
+//! grabbing a last frame and encoding a held frame that joins a Manim video by
+//! stream copy. Every call names the file it worked on when it fails.
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+
+/// A list of command arguments from strings and paths alike.
+macro_rules! args {
+    ($($a:expr),* $(,)?) => {
+        vec![$(OsString::from(AsRef::<OsStr>::as_ref(&$a))),*]
+    };
+}
+
+use serde::{Deserialize, Serialize};
+use tokio::process::Command;
+
+use crate::error::Error;
+
+/// The one audio format of every segment and of the final video's track
+/// before its single AAC encode: 48 kHz, stereo, signed 16-bit.
+pub const SAMPLE_RATE: u64 = 48_000;
+pub const CHANNELS: u64 = 2;
+pub const BYTES_PER_SAMPLE: u64 = 2 * CHANNELS;
+
+/// What must agree between videos that are joined by stream copy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VideoInfo {
+    pub codec: String,
+    pub profile: String,
+    pub pix_fmt: String,
+    pub width: u32,
+    pub height: u32,
+    /// Frame rate as a fraction (`15/1`).
+    pub fps_num: u64,
+    pub fps_den: u64,
+    /// Time base of the stream (`1/15360`).
+    pub tb_num: u64,
+    pub tb_den: u64,
+    pub frames: u64,
+}
+
+impl VideoInfo {
+    pub fn seconds(&self) -> f64 {
+        self.frames as f64 * self.fps_den as f64 / self.fps_num as f64
+    }
+
+    /// Everything but the length: two videos with the same format can be
+    /// concatenated without re-encoding.
+    pub fn format(&self) -> (String, String, String, u32, u32, u64, u64, u64, u64) {
+        (
+            self.codec.clone(),
+            self.profile.clone(),
+            self.pix_fmt.clone(),
+            self.width,
+            self.height,
+            self.fps_num,
+            self.fps_den,
+            self.tb_num,
+            self.tb_den,
+        )
+    }
+
+    /// Frames needed to cover `samples` of 48 kHz audio (rounded up).
+    pub fn frames_for_samples(&self, samples: u64) -> u64 {
+        // samples / 48000 seconds * fps_num / fps_den frames, rounded up.
+        let num = samples as u128 * self.fps_num as u128;
+        let den = SAMPLE_RATE as u128 * self.fps_den as u128;
+        num.div_ceil(den) as u64
+    }
+
+    /// The audio sample at which frame `frame` starts (rounded to nearest).
+    pub fn sample_at_frame(&self, frame: u64) -> u64 {
+        let num = frame as u128 * SAMPLE_RATE as u128 * self.fps_den as u128;
+        let den = self.fps_num as u128;
+        ((num + den / 2) / den) as u64
+    }
+
+    fn frame_bytes(&self) -> usize {
+        let (w, h) = (self.width as usize, self.height as usize);
+        w * h + 2 * (w.div_ceil(2) * h.div_ceil(2))
+    }
+}
+
+fn parse_ratio(s: &str) -> Option<(u64, u64)> {
+    let (a, b) = s.split_once('/')?;
+    let (a, b) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+    (b != 0 && a != 0).then_some((a, b))
+}
+
+#[derive(Debug, Clone)]
+pub struct Ffmpeg {
+    pub ffmpeg: PathBuf,
+    pub ffprobe: PathBuf,
+}
+
+impl Ffmpeg {
+    async fn run(&self, tool: &'static str, args: &[OsString], what: &Path) -> Result<Vec<u8>, Error> {
+        let prog = if tool == "ffprobe" { &self.ffprobe } else { &self.ffmpeg };
+        let out = Command::new(prog)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(|e| Error::Media {
+                tool,
+                what: what.display().to_string(),
+                message: format!("cannot run {}: {e}", prog.display()),
+            })?;
+        if !out.status.success() {
+            return Err(Error::Media {
+                tool,
+                what: what.display().to_string(),
+                message: crate::procs::tail_lines(&out.stderr, 8),
+            });
+        }
+        Ok(out.stdout)
+    }
+
+    /// Codec parameters and exact frame count (packets counted, not guessed
+    /// from the container's duration).
+    pub async fn probe_video(&self, path: &Path) -> Result<VideoInfo, Error> {
+        let out = self
+            .run(
+                "ffprobe",
+                &args![
+                    "-v",
+                    "error",
+                    "-select_streams",
+                    "v:0",
+                    "-count_packets",
+                    "-show_entries",
+                    "stream=codec_name,profile,pix_fmt,width,height,r_frame_rate,time_base,nb_read_packets",
+                    "-of",
+                    "json",
+                    path,
+                ],
+                path,
+            )
+            .await?;
+        #[derive(Deserialize)]
+        struct Probe {
+            streams: Vec<Stream>,
+        }
+        #[derive(Deserialize)]
+        struct Stream {
+            codec_name: Option<String>,
+            profile: Option<String>,
+            pix_fmt: Option<String>,
+            width: Option<u32>,
+            height: Option<u32>,
+            r_frame_rate: Option<String>,
+            time_base: Option<String>,
+            nb_read_packets: Option<String>,
+        }
+        let bad = |m: &str| Error::Media {
+            tool: "ffprobe",
+            what: path.display().to_string(),
+            message: m.to_string(),
+        };
+        let p: Probe = serde_json::from_slice(&out).map_err(|e| bad(&e.to_string()))?;
+        let s = p.streams.into_iter().next().ok_or_else(|| bad("no video stream"))?;
+        let (fps_num, fps_den) = s
+            .r_frame_rate
+            .as_deref()
+            .and_then(parse_ratio)
+            .ok_or_else(|| bad("no frame rate"))?;
+        let (tb_num, tb_den) = s
+            .time_base
+            .as_deref()
+            .and_then(parse_ratio)
+            .ok_or_else(|| bad("no time base"))?;
+        Ok(VideoInfo {
+            codec: s.codec_name.unwrap_or_default(),
+            profile: s.profile.unwrap_or_default(),
+            pix_fmt: s.pix_fmt.unwrap_or_default(),
+            width: s.width.ok_or_else(|| bad("no width"))?,
+            height: s.height.ok_or_else(|| bad("no height"))?,
+            fps_num,
+            fps_den,
+            tb_num,
+            tb_den,
+            frames: s
+                .nb_read_packets
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| bad("no frame count"))?,
+        })
+    }
+
+    /// Decodes any audio file to raw 48 kHz stereo s16le PCM; returns the
+    /// number of sample frames.
+    pub async fn decode_audio(&self, audio: &Path, pcm: &Path) -> Result<u64, Error> {
+        self.run(
+            "ffmpeg",
+            &args![
+                "-nostdin",
+                "-v",
+                "error",
+                "-y",
+                "-i",
+                audio,
+                "-vn",
+                "-ac",
+                "2",
+                "-ar",
+                "48000",
+                "-f",
+                "s16le",
+                "-c:a",
+                "pcm_s16le",
+                pcm,
+            ],
+            audio,
+        )
+        .await?;
+        let len = std::fs::metadata(pcm).map_err(|e| Error::io(pcm, e))?.len();
+        Ok(len / BYTES_PER_SAMPLE)
+    }
+
+    /// The decoded last frame of `video`, as raw yuv420p.
+    pub async fn last_frame(&self, video: &Path, info: &VideoInfo) -> Result<Vec<u8>, Error> {
+        // Decode only the end: seek to a second before it (clamped to 0 for
+        // short videos), keep the last whole frame.
+        let seek = if info.seconds() > 1.5 { "-1.5" } else { "0" };
+        let mut args = args!["-nostdin", "-v", "error"];
+        if seek != "0" {
+            args.extend(args!["-sseof", seek]);
+        }
+        args.extend(args![
+            "-i",
+            video,
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "yuv420p",
+            "pipe:1",
+        ]);
+        let out = self.run("ffmpeg", &args, video).await?;
+        let n = info.frame_bytes();
+        if out.len() < n {
+            return Err(Error::Media {
+                tool: "ffmpeg",
+                what: video.display().to_string(),
+                message: "could not decode the last frame".into(),
+            });
+        }
+        let whole = out.len() / n * n;
+        Ok(out[whole - n..whole].to_vec())
+    }
+
+    /// Encodes `frames` copies of one raw frame with the codec settings of
+    /// Manim's own files (libx264, High, yuv420p, crf 23, default preset) and
+    /// the same frame rate and time base, so it joins them by stream copy.
+    pub async fn encode_hold(
+        &self,
+        frame: &Path,
+        info: &VideoInfo,
+        frames: u64,
+        out: &Path,
+    ) -> Result<(), Error> {
+        let size = format!("{}x{}", info.width, info.height);
+        let rate = format!("{}/{}", info.fps_num, info.fps_den);
+        let loops = format!("loop=loop={}:size=1:start=0", frames.saturating_sub(1));
+        let count = frames.to_string();
+        let timescale = (info.tb_den / info.tb_num.max(1)).to_string();
+        self.run(
+            "ffmpeg",
+            &args![
+                "-nostdin",
+                "-v",
+                "error",
+                "-y",
+                "-f",
+                "rawvideo",
+                "-pix_fmt",
+                "yuv420p",
+                "-s",
+                size,
+                "-framerate",
+                rate,
+                "-i",
+                frame,
+                "-vf",
+                loops,
+                "-frames:v",
+                count,
+                "-c:v",
+                "libx264",
+                "-preset",
+                "medium",
+                "-crf",
+                "23",
+                "-profile:v",
+                "high",
+                "-pix_fmt",
+                "yuv420p",
+                "-video_track_timescale",
+                timescale,
+                "-an",
+                out,
+            ],
+            out,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Joins `pieces` (identical formats) by stream copy and muxes one PCM
+    /// track, encoded once to AAC, into `out`.
+    pub async fn final_mux(
+        &self,
+        concat_list: &Path,
+        pcm: &Path,
+        timescale: u64,
+        out: &Path,
+    ) -> Result<(), Error> {
+        let ts = timescale.to_string();
+        self.run(
+            "ffmpeg",
+            &args![
+                "-nostdin",
+                "-v",
+                "error",
+                "-y",
+                "-f",
+                "concat",
+                "-safe",
+                "0",
+                "-i",
+                concat_list,
+                "-f",
+                "s16le",
+                "-ar",
+                "48000",
+                "-ac",
+                "2",
+                "-i",
+                pcm,
+                "-map",
+                "0:v:0",
+                "-map",
+                "1:a:0",
+                "-c:v",
+                "copy",
+                "-c:a",
+                "aac",
+                "-b:a",
+                "192k",
+                "-video_track_timescale",
+                ts,
+                "-movflags",
+                "+faststart",
+                "-f",
+                "mp4",
+                out,
+            ],
+            out,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// `ffmpeg -version`'s first line, for `doctor` and fingerprints.
+    pub async fn version(&self) -> Option<String> {
+        let out = Command::new(&self.ffmpeg).arg("-version").output().await.ok()?;
+        String::from_utf8_lossy(&out.stdout).lines().next().map(str::to_owned)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(fps: u64) -> VideoInfo {
+        VideoInfo {
+            codec: "h264".into(),
+            profile: "High".into(),
+            pix_fmt: "yuv420p".into(),
+            width: 854,
+            height: 480,
+            fps_num: fps,
+            fps_den: 1,
+            tb_num: 1,
+            tb_den: 15360,
+            frames: 30,
+        }
+    }
+
+    #[test]
+    fn frame_and_sample_arithmetic() {
+        let i = info(15);
+        assert_eq!(i.seconds(), 2.0);
+        // 1 s of audio is exactly 15 frames; one more sample needs a 16th.
+        assert_eq!(i.frames_for_samples(48_000), 15);
+        assert_eq!(i.frames_for_samples(48_001), 16);
+        assert_eq!(i.frames_for_samples(0), 0);
+        assert_eq!(i.sample_at_frame(15), 48_000);
+        assert_eq!(i.sample_at_frame(1), 3_200);
+        let ntsc = VideoInfo {
+            fps_num: 30000,
+            fps_den: 1001,
+            ..i.clone()
+        };
+        assert_eq!(ntsc.sample_at_frame(30), 48_048);
+        assert_eq!(i.frame_bytes(), 854 * 480 * 3 / 2);
+    }
+
+    #[test]
+    fn ratios() {
+        assert_eq!(parse_ratio("1/15360"), Some((1, 15360)));
+        assert_eq!(parse_ratio("0/0"), None);
+        assert_eq!(parse_ratio("x"), None);
+    }
+}

@@ -1,0 +1,101 @@
+//! The `--message-format json` schema: one JSON object per line on stdout,
+//! each with a `reason`. Kept in one place so it cannot drift by accident;
+//! later versions add fields and reasons, never remove or rename them.
+use serde::Serialize;
+
+use crate::scene::SceneError;
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SceneStatus {
+    Rendered,
+    Cached,
+    Failed,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "reason", rename_all = "kebab-case")]
+pub enum Message {
+    BuildStarted {
+        project: String,
+        profile: String,
+        quality: String,
+        width: u32,
+        height: u32,
+        fps: u32,
+        jobs: usize,
+        /// Scenes in the project (files that failed to load count as one each).
+        scenes: usize,
+        /// Scenes this build renders or takes from the cache.
+        selected: usize,
+    },
+    SceneStarted {
+        scene: String,
+    },
+    SceneFinished {
+        scene: String,
+        status: SceneStatus,
+        seconds: f64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<SceneError>,
+    },
+    Warning {
+        message: String,
+    },
+    BuildFinished {
+        success: bool,
+        output: Option<String>,
+        rendered: usize,
+        cached: usize,
+        failed: usize,
+        seconds: f64,
+        /// Length of the final video in seconds, when one was written.
+        duration: Option<f64>,
+    },
+}
+
+/// One line of `parender scenes --message-format json` (no `reason`: it is a
+/// listing, not an event).
+#[derive(Debug, Serialize)]
+pub struct SceneListing {
+    pub scene: String,
+    pub file: String,
+    pub class: String,
+    pub line: Option<u32>,
+    pub audio: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_match_the_documented_schema() {
+        let m = Message::SceneFinished {
+            scene: "scenes/02_bubble.py:Bubble".into(),
+            status: SceneStatus::Failed,
+            seconds: 1.5,
+            error: Some(SceneError {
+                file: Some("scenes/02_bubble.py".into()),
+                line: Some(14),
+                message: "NameError: name 'x' is not defined".into(),
+            }),
+        };
+        let v: serde_json::Value = serde_json::to_value(&m).unwrap();
+        assert_eq!(v["reason"], "scene-finished");
+        assert_eq!(v["status"], "failed");
+        assert_eq!(v["error"]["line"], 14);
+        let m = Message::BuildFinished {
+            success: true,
+            output: Some("out/dev/x.mp4".into()),
+            rendered: 1,
+            cached: 2,
+            failed: 0,
+            seconds: 0.5,
+            duration: Some(3.0),
+        };
+        let v: serde_json::Value = serde_json::to_value(&m).unwrap();
+        assert_eq!(v["reason"], "build-finished");
+        assert_eq!(v["cached"], 2);
+    }
+}

@@ -1,0 +1,300 @@
+//! Telling people and scripts what happened: cargo-like status lines and
+//! progress bars on stderr for people, or one JSON object per line on stdout
+//! (`--message-format json`, see [`crate::messages`]).
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use console::style;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::error::Error;
+use crate::messages::{Message, SceneStatus};
+use crate::scene::SceneError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MessageFormat {
+    Human,
+    Json,
+}
+
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 60.0 {
+        format!("{s:.1}s")
+    } else if s < 3600.0 {
+        format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64)
+    } else {
+        format!("{}h{:02}m", (s / 3600.0) as u64, ((s % 3600.0) / 60.0) as u64)
+    }
+}
+
+/// Colours follow the terminal and `NO_COLOR`.
+pub fn init_colors() {
+    if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
+        console::set_colors_enabled(false);
+        console::set_colors_enabled_stderr(false);
+    }
+}
+
+pub struct Reporter {
+    format: MessageFormat,
+    multi: MultiProgress,
+    overall: Mutex<Option<ProgressBar>>,
+    bars: Mutex<HashMap<String, ProgressBar>>,
+    /// Whether progress bars are drawn (a terminal on stderr).
+    live: bool,
+}
+
+impl Reporter {
+    pub fn new(format: MessageFormat) -> Reporter {
+        let live = format == MessageFormat::Human && console::Term::stderr().is_term();
+        let target = if live {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        Reporter {
+            format,
+            multi: MultiProgress::with_draw_target(target),
+            overall: Mutex::new(None),
+            bars: Mutex::new(HashMap::new()),
+            live,
+        }
+    }
+
+    pub fn is_json(&self) -> bool {
+        self.format == MessageFormat::Json
+    }
+
+    pub fn emit(&self, m: &Message) {
+        if self.is_json()
+            && let Ok(line) = serde_json::to_string(m)
+        {
+            println!("{line}");
+        }
+    }
+
+    /// A cargo-style line: a right-aligned verb, then the message.
+    pub fn status(&self, verb: &str, message: &str) {
+        if self.is_json() {
+            return;
+        }
+        let line = format!("{} {message}", style(format!("{verb:>12}")).green().bold());
+        self.line(&line);
+    }
+
+    fn line(&self, line: &str) {
+        if self.live {
+            let _ = self.multi.println(line);
+        } else {
+            eprintln!("{line}");
+        }
+    }
+
+    pub fn warning(&self, message: &str) {
+        if self.is_json() {
+            self.emit(&Message::Warning {
+                message: message.to_string(),
+            });
+        } else {
+            self.line(&format!("{}: {message}", style("warning").yellow().bold()));
+        }
+    }
+
+    pub fn start_progress(&self, total: usize) {
+        if !self.live || total == 0 {
+            return;
+        }
+        let bar = self.multi.add(ProgressBar::new(total as u64));
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>12.cyan.bold} [{bar:30}] {pos}/{len} scenes {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_prefix("Building");
+        bar.enable_steady_tick(Duration::from_millis(200));
+        if let Ok(mut o) = self.overall.lock() {
+            *o = Some(bar);
+        }
+    }
+
+    pub fn scene_started(&self, scene: &str) {
+        self.emit(&Message::SceneStarted {
+            scene: scene.to_string(),
+        });
+        if !self.live {
+            self.status("Rendering", scene);
+            return;
+        }
+        let bar = self.multi.add(ProgressBar::new_spinner());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner:.cyan} {msg} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_message(scene.to_string());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        if let Ok(mut b) = self.bars.lock() {
+            b.insert(scene.to_string(), bar);
+        }
+    }
+
+    pub fn scene_progress(&self, scene: &str, animation: u32) {
+        if let Ok(b) = self.bars.lock()
+            && let Some(bar) = b.get(scene)
+        {
+            bar.set_message(format!("{scene} (animation {})", animation + 1));
+        }
+    }
+
+    pub fn scene_finished(
+        &self,
+        scene: &str,
+        status: SceneStatus,
+        seconds: f64,
+        error: Option<&SceneError>,
+        detail: Option<&str>,
+    ) {
+        if let Ok(mut b) = self.bars.lock()
+            && let Some(bar) = b.remove(scene)
+        {
+            bar.finish_and_clear();
+            self.multi.remove(&bar);
+        }
+        if let Ok(o) = self.overall.lock()
+            && let Some(bar) = o.as_ref()
+        {
+            bar.inc(1);
+        }
+        self.emit(&Message::SceneFinished {
+            scene: scene.to_string(),
+            status,
+            seconds: (seconds * 1000.0).round() / 1000.0,
+            error: error.cloned(),
+        });
+        if self.is_json() {
+            return;
+        }
+        match status {
+            SceneStatus::Rendered => self.status("Rendered", &format!("{scene} in {seconds:.1}s")),
+            SceneStatus::Cached => self.status("Fresh", &format!("{scene} (cached)")),
+            SceneStatus::Failed => {
+                let e = error.cloned().unwrap_or_else(|| SceneError::plain("failed"));
+                let mut text = format!("{} {scene}", style(format!("{:>12}", "Failed")).red().bold());
+                if let (Some(f), Some(l)) = (&e.file, e.line) {
+                    text.push_str(&format!("\n{:>12} {f}:{l}", style("-->").blue().bold()));
+                }
+                text.push_str(&format!("\n{:>12} {}", "", e.message));
+                if let Some(d) = detail.filter(|d| !d.trim().is_empty()) {
+                    for l in d.lines() {
+                        text.push_str(&format!("\n{:>12} {}", "", style(l).dim()));
+                    }
+                }
+                self.line(&text);
+            }
+        }
+    }
+
+    pub fn finish_progress(&self) {
+        if let Ok(mut o) = self.overall.lock()
+            && let Some(bar) = o.take()
+        {
+            bar.finish_and_clear();
+        }
+        let _ = self.multi.clear();
+    }
+
+    /// A fatal error, with what to do about it.
+    pub fn error(&self, err: &Error) {
+        self.finish_progress();
+        let mut text = format!("{}: {err}", style("error").red().bold());
+        if let Error::Config(c) = err {
+            text.push_str(&format!("\n  {} {}", style("-->").blue().bold(), c.location()));
+            if let Some((line, col, snippet)) = c.snippet() {
+                let w = line.to_string().len();
+                text.push_str(&format!(
+                    "\n {:w$} |\n {line} | {snippet}\n {:w$} | {}^",
+                    "",
+                    "",
+                    " ".repeat(col.saturating_sub(1))
+                ));
+            }
+        }
+        if let Error::Discovery { detail, .. } = err
+            && !detail.is_empty()
+        {
+            for l in detail.lines() {
+                text.push_str(&format!("\n  {l}"));
+            }
+        }
+        if let Some(help) = err.help() {
+            text.push_str(&format!("\n  {} {help}", style("= help:").cyan().bold()));
+        }
+        if self.is_json() {
+            self.emit(&Message::Warning {
+                message: format!("error: {err}"),
+            });
+        }
+        eprintln!("{text}");
+    }
+}
+
+/// The frames of a Python traceback that are in the user's own files, with
+/// their source lines, and the exception line: what a user needs, without
+/// the frames inside Manim.
+pub fn user_traceback(traceback: &str, root: &Path) -> String {
+    let root = root.display().to_string();
+    let lines: Vec<&str> = traceback.lines().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let l = lines[i];
+        if l.trim_start().starts_with("File \"") {
+            let mine = l.contains(&root) && !l.contains("/.venv/") && !l.contains("site-packages");
+            if mine {
+                out.push(l.trim().replace(&format!("{root}/"), ""));
+                if let Some(next) = lines.get(i + 1)
+                    && !next.trim_start().starts_with("File \"")
+                {
+                    out.push(format!("  {}", next.trim()));
+                    i += 1;
+                }
+            }
+        }
+        i += 1;
+    }
+    out.join("\n")
+}
+
+pub struct Timer(Instant);
+
+impl Timer {
+    pub fn start() -> Timer {
+        Timer(Instant::now())
+    }
+    pub fn secs(&self) -> f64 {
+        self.0.elapsed().as_secs_f64()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(human_duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(human_duration(Duration::from_secs(600)), "10m00s");
+    }
+
+    #[test]
+    fn traceback_keeps_user_frames() {
+        let tb = "Traceback (most recent call last):\n  File \"/p/.venv/lib/python3.11/site-packages/manim/scene/scene.py\", line 10, in render\n    self.construct()\n  File \"/p/scenes/a.py\", line 7, in construct\n    common.boom()\n  File \"/p/scenes/common.py\", line 3, in boom\n    return x + 1\nNameError: name 'x' is not defined\n";
+        let out = user_traceback(tb, Path::new("/p"));
+        assert_eq!(
+            out,
+            "File \"scenes/a.py\", line 7, in construct\n  common.boom()\nFile \"scenes/common.py\", line 3, in boom\n  return x + 1"
+        );
+    }
+}

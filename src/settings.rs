@@ -1,0 +1,286 @@
+//! Profiles and render settings: what `--release`, `--quality` and the
+//! `[profile.*]` tables resolve to. The rest of the program trusts these.
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::config::Config;
+
+/// Manim's quality presets (`-ql` … `-qk`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Quality {
+    Low,
+    Medium,
+    High,
+    Production,
+    Fourk,
+}
+
+pub const QUALITY_NAMES: &[&str] = &[
+    "l",
+    "m",
+    "h",
+    "p",
+    "k",
+    "low",
+    "medium",
+    "high",
+    "production",
+    "fourk",
+];
+
+impl Quality {
+    /// The Manim flag (`-ql` etc.).
+    pub fn flag(self) -> &'static str {
+        match self {
+            Quality::Low => "-ql",
+            Quality::Medium => "-qm",
+            Quality::High => "-qh",
+            Quality::Production => "-qp",
+            Quality::Fourk => "-qk",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Quality::Low => "low",
+            Quality::Medium => "medium",
+            Quality::High => "high",
+            Quality::Production => "production",
+            Quality::Fourk => "fourk",
+        }
+    }
+
+    /// Pixel size and frame rate Manim renders at for this preset.
+    pub fn preset(self) -> (u32, u32, u32) {
+        match self {
+            Quality::Low => (854, 480, 15),
+            Quality::Medium => (1280, 720, 30),
+            Quality::High => (1920, 1080, 60),
+            Quality::Production => (2560, 1440, 60),
+            Quality::Fourk => (3840, 2160, 60),
+        }
+    }
+}
+
+impl fmt::Display for Quality {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Quality {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "l" | "low" | "low_quality" => Quality::Low,
+            "m" | "medium" | "medium_quality" => Quality::Medium,
+            "h" | "high" | "high_quality" => Quality::High,
+            "p" | "production" | "production_quality" => Quality::Production,
+            "k" | "fourk" | "4k" | "fourk_quality" => Quality::Fourk,
+            _ => {
+                let list = QUALITY_NAMES
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return Err(format!("unknown variant `{s}`, expected one of {list}"));
+            }
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Quality {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Build profiles, as in cargo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Dev,
+    Release,
+}
+
+impl Profile {
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Dev => "dev",
+            Profile::Release => "release",
+        }
+    }
+    fn default_quality(self) -> Quality {
+        match self {
+            Profile::Dev => Quality::Low,
+            Profile::Release => Quality::High,
+        }
+    }
+}
+
+/// Everything about a render that changes its pixels; part of the fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RenderSettings {
+    pub quality: Quality,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub manim_args: Vec<String>,
+}
+
+impl RenderSettings {
+    /// Arguments for `manim render` that select this quality and frame rate.
+    pub fn manim_flags(&self) -> Vec<String> {
+        let mut v = vec![self.quality.flag().to_string()];
+        if self.fps != self.quality.preset().2 {
+            v.push("--frame_rate".into());
+            v.push(self.fps.to_string());
+        }
+        v.extend(self.manim_args.iter().cloned());
+        v
+    }
+
+    /// Manim's output sub-folder, e.g. `480p15`.
+    pub fn folder_name(&self) -> String {
+        format!("{}p{}", self.height, self.fps)
+    }
+}
+
+/// Command-line choices that override the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub release: bool,
+    pub quality: Option<Quality>,
+    pub jobs: Option<usize>,
+}
+
+/// The resolved profile: render settings plus how to run the build.
+#[derive(Debug, Clone)]
+pub struct BuildSettings {
+    pub profile: Profile,
+    pub render: RenderSettings,
+    pub jobs: usize,
+}
+
+impl BuildSettings {
+    pub fn resolve(config: &Config, overrides: &Overrides) -> BuildSettings {
+        let profile = if overrides.release {
+            Profile::Release
+        } else {
+            Profile::Dev
+        };
+        let pc = match profile {
+            Profile::Dev => config.profile.dev.clone(),
+            Profile::Release => config.profile.release.clone(),
+        }
+        .unwrap_or_default();
+        let quality = overrides
+            .quality
+            .or(pc.quality)
+            .unwrap_or(profile.default_quality());
+        let (width, height, preset_fps) = quality.preset();
+        // `--quality` on the command line means Manim's preset, frame rate included.
+        let fps = if overrides.quality.is_some() {
+            preset_fps
+        } else {
+            pc.fps.map(|f| f.0).unwrap_or(preset_fps)
+        };
+        let mut manim_args = config.manim_args.clone();
+        manim_args.extend(pc.manim_args.unwrap_or_default());
+        let jobs = overrides
+            .jobs
+            .or(pc.jobs.map(|j| j.0))
+            .or(config.jobs.map(|j| j.0))
+            .unwrap_or_else(default_jobs)
+            .max(1);
+        BuildSettings {
+            profile,
+            render: RenderSettings {
+                quality,
+                width,
+                height,
+                fps,
+                manim_args,
+            },
+            jobs,
+        }
+    }
+}
+
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn quality_names() {
+        for (s, q) in [
+            ("l", Quality::Low),
+            ("low", Quality::Low),
+            ("m", Quality::Medium),
+            ("h", Quality::High),
+            ("high", Quality::High),
+            ("p", Quality::Production),
+            ("k", Quality::Fourk),
+            ("fourk", Quality::Fourk),
+        ] {
+            assert_eq!(s.parse::<Quality>().unwrap(), q);
+        }
+        assert!("ultra".parse::<Quality>().is_err());
+        // The seed design's mistake: LOW is 480p15, not 4K.
+        assert_eq!(Quality::Low.flag(), "-ql");
+        assert_eq!(Quality::Low.preset(), (854, 480, 15));
+    }
+
+    #[test]
+    fn profiles_default_to_preview_and_final() {
+        let c = Config::default();
+        let dev = BuildSettings::resolve(&c, &Overrides::default());
+        assert_eq!(dev.profile, Profile::Dev);
+        assert_eq!(dev.render.quality, Quality::Low);
+        assert_eq!(dev.render.folder_name(), "480p15");
+        let rel = BuildSettings::resolve(
+            &c,
+            &Overrides {
+                release: true,
+                ..Default::default()
+            },
+        );
+        assert_eq!(rel.render.quality, Quality::High);
+        assert_eq!(rel.render.folder_name(), "1080p60");
+        assert_eq!(rel.render.manim_flags(), vec!["-qh".to_string()]);
+    }
+
+    #[test]
+    fn config_and_cli_override_in_order() {
+        let c = Config::parse(
+            "jobs = 3\n[profile.dev]\nquality = \"m\"\nfps = 24\njobs = 2\n",
+            Path::new("p.toml"),
+        )
+        .unwrap();
+        let s = BuildSettings::resolve(&c, &Overrides::default());
+        assert_eq!(s.jobs, 2);
+        assert_eq!(s.render.fps, 24);
+        assert_eq!(s.render.manim_flags(), vec!["-qm", "--frame_rate", "24"]);
+        let s = BuildSettings::resolve(
+            &c,
+            &Overrides {
+                quality: Some(Quality::Low),
+                jobs: Some(5),
+                ..Default::default()
+            },
+        );
+        assert_eq!(s.jobs, 5);
+        assert_eq!(s.render.fps, 15);
+        assert_eq!(s.render.quality, Quality::Low);
+    }
+}

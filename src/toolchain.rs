@@ -1,0 +1,123 @@
+//! Which Python runs Manim, and where ffmpeg is: resolved once per command.
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+use crate::project::Project;
+
+/// The pinned Manim version the project's set-up installs.
+pub const PINNED_MANIM: &str = "0.22.0";
+
+#[derive(Debug, Clone)]
+pub struct Toolchain {
+    /// The Python interpreter that imports Manim.
+    pub python: PathBuf,
+    /// How it was chosen, for `doctor` and error messages.
+    pub source: String,
+    pub ffmpeg: PathBuf,
+    pub ffprobe: PathBuf,
+}
+
+fn setup_help() -> String {
+    format!(
+        "create the project's venv: `python3 -m venv .venv && .venv/bin/pip install manim=={PINNED_MANIM}`, \
+         or set `python = \"/path/to/python\"` in parender.toml (run `parender doctor` for details)"
+    )
+}
+
+/// The interpreter named on a script's `#!` line (pip's console scripts).
+fn shebang_interpreter(script: &Path) -> Option<PathBuf> {
+    let text = std::fs::read(script).ok()?;
+    let first = text.split(|b| *b == b'\n').next()?;
+    let line = std::str::from_utf8(first).ok()?.strip_prefix("#!")?.trim();
+    let mut parts = line.split_whitespace();
+    let prog = parts.next()?;
+    if prog.ends_with("/env") {
+        return which::which(parts.next()?).ok();
+    }
+    Some(PathBuf::from(prog))
+}
+
+fn resolve_program(project: &Project, name: &str) -> Option<PathBuf> {
+    if name.contains('/') {
+        let p = project.root.join(name);
+        p.exists().then_some(p)
+    } else {
+        which::which(name).ok()
+    }
+}
+
+impl Toolchain {
+    pub fn resolve(project: &Project) -> Result<Toolchain, Error> {
+        let (python, source) = Self::resolve_python(project)?;
+        let ffmpeg = which::which("ffmpeg").map_err(|_| Error::Toolchain {
+            message: "ffmpeg was not found on PATH".into(),
+            help: "install it: `apt-get install ffmpeg` (or run scripts/setup.sh)".into(),
+        })?;
+        let ffprobe = which::which("ffprobe").map_err(|_| Error::Toolchain {
+            message: "ffprobe was not found on PATH".into(),
+            help: "install it: `apt-get install ffmpeg` (or run scripts/setup.sh)".into(),
+        })?;
+        Ok(Toolchain {
+            python,
+            source,
+            ffmpeg,
+            ffprobe,
+        })
+    }
+
+    pub fn resolve_python(project: &Project) -> Result<(PathBuf, String), Error> {
+        let cfg = &project.config;
+        if let Some(py) = &cfg.python {
+            return resolve_program(project, py)
+                .map(|p| (p, format!("`python = \"{py}\"` in parender.toml")))
+                .ok_or_else(|| Error::Toolchain {
+                    message: format!("the Python interpreter `{py}` set in parender.toml does not exist"),
+                    help: setup_help(),
+                });
+        }
+        if let Some(m) = &cfg.manim {
+            let script = resolve_program(project, m).ok_or_else(|| Error::Toolchain {
+                message: format!("the Manim command `{m}` set in parender.toml was not found"),
+                help: setup_help(),
+            })?;
+            return shebang_interpreter(&script)
+                .map(|p| (p, format!("the `#!` line of `{m}` (`manim` in parender.toml)")))
+                .ok_or_else(|| Error::Toolchain {
+                    message: format!("cannot tell which Python runs `{}`", script.display()),
+                    help: "set `python = \"/path/to/python\"` in parender.toml instead".into(),
+                });
+        }
+        let venv = project.root.join(".venv/bin/python");
+        if venv.exists() {
+            return Ok((venv, "the project's .venv".into()));
+        }
+        if let Ok(manim) = which::which("manim")
+            && let Some(py) = shebang_interpreter(&manim)
+        {
+            return Ok((py, format!("the `#!` line of {}", manim.display())));
+        }
+        Err(Error::Toolchain {
+            message: "no Python with Manim found: no `.venv` in the project and no `manim` on PATH"
+                .into(),
+            help: setup_help(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_shebangs() {
+        let t = tempfile::tempdir().unwrap();
+        let s = t.path().join("manim");
+        std::fs::write(&s, "#!/opt/venv/bin/python3.11\nimport sys\n").unwrap();
+        assert_eq!(
+            shebang_interpreter(&s),
+            Some(PathBuf::from("/opt/venv/bin/python3.11"))
+        );
+        std::fs::write(&s, "no shebang\n").unwrap();
+        assert_eq!(shebang_interpreter(&s), None);
+    }
+}
