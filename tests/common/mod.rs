@@ -1,0 +1,85 @@
+//! Shared helpers for the integration tests: temp projects and running the
+//! real `parender` binary on them (just-style builder).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The Python with the pinned Manim: `PARENDER_TEST_PYTHON`, else the
+/// repository's `.venv` (made by scripts/setup.sh).
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("PARENDER_TEST_PYTHON") {
+        return PathBuf::from(p);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")
+}
+
+pub struct TestProject {
+    pub dir: tempfile::TempDir,
+}
+
+impl TestProject {
+    /// A project whose parender.toml points at the test Python, plus `extra` config.
+    pub fn new(extra_config: &str) -> TestProject {
+        let dir = tempfile::Builder::new()
+            .prefix("parender-test-")
+            .tempdir()
+            .expect("temp dir");
+        let t = TestProject { dir };
+        t.write(
+            "parender.toml",
+            &format!("python = {:?}\n{extra_config}", python().display().to_string()),
+        );
+        std::fs::create_dir_all(t.path().join("scenes")).expect("scenes dir");
+        t
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, rel: &str, text: &str) -> &TestProject {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+        self
+    }
+
+    pub fn parender(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_parender"))
+            .args(args)
+            .current_dir(self.path())
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run parender")
+    }
+
+    /// `--message-format json` output, parsed line by line.
+    pub fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| serde_json::from_str(l).expect("valid JSON line"))
+            .collect()
+    }
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "status: {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs a tool and returns stdout, panicking with its stderr on failure.
+pub fn run_tool(prog: &str, args: &[&str]) -> Vec<u8> {
+    let out = Command::new(prog).args(args).output().expect(prog);
+    assert!(
+        out.status.success(),
+        "{prog} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
