@@ -19,8 +19,8 @@ use crate::render::{RenderFailure, RenderJob, Renderer};
 use crate::report::{Reporter, Timer, user_traceback};
 use crate::scene::{SceneError, SceneId};
 use crate::settings::{BuildSettings, Overrides};
-use crate::store::{Entry, LocalStore, Store, now_unix};
 use crate::stitch;
+use crate::store::{Entry, LocalStore, Store, now_unix};
 
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
@@ -48,7 +48,11 @@ pub struct Services {
 }
 
 /// Where the final video goes: `-o FILE` or `out/<profile>/<name>.mp4`.
-pub fn output_path(project: &Project, settings: &BuildSettings, explicit: Option<&Path>) -> PathBuf {
+pub fn output_path(
+    project: &Project,
+    settings: &BuildSettings,
+    explicit: Option<&Path>,
+) -> PathBuf {
     match explicit {
         Some(p) if p.is_absolute() => p.to_path_buf(),
         Some(p) => std::env::current_dir()
@@ -84,6 +88,12 @@ pub async fn build(
     } = discover::discover(project, &services.python, cancel).await?;
     let mut warnings = warnings;
     let selected = discover::select(&scenes, &opts.scenes)?;
+    // Scenes in files Python cannot load; they count as failed in full builds.
+    let broken_scenes: usize = if opts.scenes.is_empty() {
+        broken.iter().map(|b| b.classes.len().max(1)).sum()
+    } else {
+        0
+    };
 
     let state = project.state_dir();
     let store = LocalStore::open(state.join("cache"));
@@ -125,8 +135,8 @@ pub async fn build(
         height: r.height,
         fps: r.fps,
         jobs: settings.jobs,
-        scenes: scenes.len() + broken.len(),
-        selected: n_selected + if opts.scenes.is_empty() { broken.len() } else { 0 },
+        scenes: scenes.len() + broken_scenes,
+        selected: n_selected + broken_scenes,
     });
     reporter.status(
         "Building",
@@ -146,19 +156,34 @@ pub async fn build(
         ),
     );
 
-    let mut failed: Vec<(String, SceneError)> = Vec::new();
-    // A file Python cannot load fails all of its scenes; it is reported once.
+    // Failures, with the scene's file and position for the summary's order.
+    let mut failed: Vec<(String, usize, String, SceneError)> = Vec::new();
+    // A file Python cannot load fails every scene in it.
     if opts.scenes.is_empty() {
         for b in &broken {
-            let name = format!("{}:{}", b.file, "<module>");
-            reporter.scene_finished(
-                &name,
-                SceneStatus::Failed,
-                0.0,
-                Some(&b.error),
-                Some(&user_traceback(&b.traceback, &project.root)),
-            );
-            failed.push((name, b.error.clone()));
+            let detail = user_traceback(&b.traceback, &project.root);
+            let classes = if b.classes.is_empty() {
+                vec!["<module>".to_string()]
+            } else {
+                b.classes.clone()
+            };
+            for (n, class) in classes.iter().enumerate() {
+                let id = SceneId::new(&b.file, class);
+                reporter.scene_finished(
+                    id.as_str(),
+                    SceneStatus::Failed,
+                    0.0,
+                    Some(&b.error),
+                    Some(&detail),
+                );
+                let short = b.file.rsplit('/').next().unwrap_or(&b.file);
+                failed.push((
+                    b.file.clone(),
+                    n,
+                    format!("{short}:{class}"),
+                    b.error.clone(),
+                ));
+            }
         }
     }
 
@@ -170,7 +195,13 @@ pub async fn build(
     let mut cached = 0;
     for s in &steps {
         if let Action::Fresh(_) = s.action {
-            reporter.scene_finished(scenes[s.index].id.as_str(), SceneStatus::Cached, 0.0, None, None);
+            reporter.scene_finished(
+                scenes[s.index].id.as_str(),
+                SceneStatus::Cached,
+                0.0,
+                None,
+                None,
+            );
             cached += 1;
         }
     }
@@ -196,10 +227,16 @@ pub async fn build(
         let root = project.root.clone();
         tasks.spawn(async move {
             let Ok(_permit) = semaphore.acquire_owned().await else {
-                return (i, Done::Failed(SceneError::plain("cancelled"), String::new(), 0.0));
+                return (
+                    i,
+                    Done::Failed(SceneError::plain("cancelled"), String::new(), 0.0),
+                );
             };
             if cancel.is_cancelled() {
-                return (i, Done::Failed(SceneError::plain("cancelled"), String::new(), 0.0));
+                return (
+                    i,
+                    Done::Failed(SceneError::plain("cancelled"), String::new(), 0.0),
+                );
             }
             let id = job.scene.id.0.clone();
             reporter.scene_started(&id);
@@ -223,16 +260,26 @@ pub async fn build(
                         };
                         match store.put(entry, &out.video) {
                             Ok(e) => Done::Rendered(e, secs),
-                            Err(e) => Done::Failed(SceneError::plain(e.to_string()), String::new(), secs),
+                            Err(e) => {
+                                Done::Failed(SceneError::plain(e.to_string()), String::new(), secs)
+                            }
                         }
                     }
                     Err(e) => Done::Failed(SceneError::plain(e.to_string()), String::new(), secs),
                 },
                 Err(f) => {
                     let detail = match &f {
-                        RenderFailure::Failed { traceback, log_tail, .. } => {
+                        RenderFailure::Failed {
+                            traceback,
+                            log_tail,
+                            ..
+                        } => {
                             let t = user_traceback(traceback, &root);
-                            if t.is_empty() && traceback.is_empty() { log_tail.clone() } else { t }
+                            if t.is_empty() && traceback.is_empty() {
+                                log_tail.clone()
+                            } else {
+                                t
+                            }
                         }
                         _ => String::new(),
                     };
@@ -242,7 +289,9 @@ pub async fn build(
             // Free the render's media folder as soon as its video is stored.
             let _ = std::fs::remove_dir_all(&job.media_dir);
             match &done {
-                Done::Rendered(_, s) => reporter.scene_finished(&id, SceneStatus::Rendered, *s, None, None),
+                Done::Rendered(_, s) => {
+                    reporter.scene_finished(&id, SceneStatus::Rendered, *s, None, None)
+                }
                 Done::Failed(e, d, s) if !cancel.is_cancelled() => {
                     reporter.scene_finished(&id, SceneStatus::Failed, *s, Some(e), Some(d))
                 }
@@ -261,7 +310,12 @@ pub async fn build(
                 entries[i] = Some(e);
                 rendered += 1;
             }
-            Done::Failed(e, _, _) => failed.push((scenes[i].short_name(), e)),
+            Done::Failed(e, _, _) => failed.push((
+                scenes[i].file.clone(),
+                scenes[i].line.unwrap_or(0) as usize,
+                scenes[i].short_name(),
+                e,
+            )),
         }
     }
     reporter.finish_progress();
@@ -275,7 +329,7 @@ pub async fn build(
         }
     }
 
-    let total = scenes.len() + if opts.scenes.is_empty() { broken.len() } else { 0 };
+    let total = scenes.len() + broken_scenes;
     let ok = rendered + cached;
     let output = output_path(project, &settings, opts.output.as_deref());
     let mut written = None;
@@ -295,28 +349,39 @@ pub async fn build(
         let last = available.len() - 1;
         let work = scratch.path().join("mux");
         let ff = &services.ffmpeg;
-        let segments: Vec<Result<Segment, Error>> = futures::stream::iter(available.iter().enumerate())
-            .map(|(n, (i, e))| {
-                let scene = &scenes[*i];
-                let gap_frames = if n == last {
-                    0
-                } else {
-                    (gap * e.info.fps_num as f64 / e.info.fps_den as f64).round() as u64
-                };
-                let audio = scene.audio.as_ref().map(|a| project.root.join(a));
-                let work = work.join(n.to_string());
-                async move {
-                    mux::mux(ff, &scene.id, &e.video, &e.info, audio.as_deref(), gap_frames, &work).await
-                }
-            })
-            .buffered(settings.jobs)
-            .collect()
-            .await;
+        let segments: Vec<Result<Segment, Error>> =
+            futures::stream::iter(available.iter().enumerate())
+                .map(|(n, (i, e))| {
+                    let scene = &scenes[*i];
+                    let gap_frames = if n == last {
+                        0
+                    } else {
+                        (gap * e.info.fps_num as f64 / e.info.fps_den as f64).round() as u64
+                    };
+                    let audio = scene.audio.as_ref().map(|a| project.root.join(a));
+                    let work = work.join(n.to_string());
+                    async move {
+                        mux::mux(
+                            ff,
+                            &scene.id,
+                            &e.video,
+                            &e.info,
+                            audio.as_deref(),
+                            gap_frames,
+                            &work,
+                        )
+                        .await
+                    }
+                })
+                .buffered(settings.jobs)
+                .collect()
+                .await;
         let segments = segments.into_iter().collect::<Result<Vec<_>, _>>()?;
         if cancel.is_cancelled() {
             return Err(Error::Interrupted);
         }
-        let stitched = stitch::stitch(ff, &segments, &scratch.path().join("stitch"), &output).await?;
+        let stitched =
+            stitch::stitch(ff, &segments, &scratch.path().join("stitch"), &output).await?;
         duration = Some(stitched.seconds);
         written = Some(stitched.output);
     }
@@ -344,9 +409,10 @@ pub async fn build(
             );
         }
         if !failed.is_empty() {
+            failed.sort_by(|a, b| discover::natural_path_cmp(&a.0, &b.0).then(a.1.cmp(&b.1)));
             let list = failed
                 .iter()
-                .map(|(n, e)| format!("{n} failed ({})", e.summary()))
+                .map(|(_, _, n, e)| format!("{n} failed ({})", e.summary()))
                 .collect::<Vec<_>>()
                 .join("; ");
             eprintln!("{ok}/{total} scenes rendered; {list}");
@@ -359,9 +425,4 @@ pub async fn build(
         cached,
         failed: failed.len(),
     })
-}
-
-/// The id a file that cannot be loaded is reported under.
-pub fn broken_id(file: &str) -> SceneId {
-    SceneId::new(file, "<module>")
 }

@@ -85,8 +85,12 @@ pub struct ScenesArgs {
 }
 
 fn parse_quality(s: &str) -> Result<Quality, String> {
-    s.parse()
-        .map_err(|_| format!("expected one of {}", crate::settings::QUALITY_NAMES.join(", ")))
+    s.parse().map_err(|_| {
+        format!(
+            "expected one of {}",
+            crate::settings::QUALITY_NAMES.join(", ")
+        )
+    })
 }
 
 pub fn main() -> ExitCode {
@@ -99,7 +103,10 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .try_init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -123,7 +130,10 @@ async fn run(cli: Cli) -> ExitCode {
             let reporter = Reporter::new(MessageFormat::Human);
             match crate::init::init(dir.as_deref()) {
                 Ok(path) => {
-                    reporter.status("Created", &format!("a parender project in {}", path.display()));
+                    reporter.status(
+                        "Created",
+                        &format!("a parender project in {}", path.display()),
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(&reporter, e),
@@ -143,7 +153,8 @@ fn cancel_on_signals() -> CancellationToken {
     let cancel = CancellationToken::new();
     let c = cancel.clone();
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         let sigterm = async {
             match term.as_mut() {
                 Some(t) => {
@@ -227,11 +238,7 @@ async fn list_scenes(args: &ScenesArgs, reporter: &Reporter) -> Result<(), Error
                 println!("{line}");
             }
         } else {
-            println!(
-                "{}  {}",
-                s.id,
-                audio.unwrap_or_else(|| "(no audio)".into())
-            );
+            println!("{}  {}", s.id, audio.unwrap_or_else(|| "(no audio)".into()));
         }
     }
     Ok(())

@@ -192,55 +192,40 @@ impl<'de> Deserialize<'de> for Fps {
     }
 }
 
-/// A configuration error, located in its file.
+/// A configuration error, located in its file (boxed: errors stay small).
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("could not read {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{message}")]
-    Invalid {
-        path: PathBuf,
-        message: String,
-        line: Option<usize>,
-        column: Option<usize>,
-        /// The offending source line, for display.
-        snippet: Option<String>,
-        help: Option<String>,
-    },
+#[error("{}", .0.message)]
+pub struct ConfigError(Box<ConfigErrorDetail>);
+
+#[derive(Debug)]
+pub struct ConfigErrorDetail {
+    pub path: PathBuf,
+    pub message: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// The offending source line, for display.
+    pub snippet: Option<String>,
+    pub help: Option<String>,
 }
 
 impl ConfigError {
     pub fn help(&self) -> Option<String> {
-        match self {
-            ConfigError::Read { .. } => None,
-            ConfigError::Invalid { help, .. } => help.clone(),
-        }
+        self.0.help.clone()
     }
 
     /// `file:line:column`, as editors and terminals understand it.
     pub fn location(&self) -> String {
-        match self {
-            ConfigError::Read { path, .. } => path.display().to_string(),
-            ConfigError::Invalid {
-                path, line, column, ..
-            } => match (line, column) {
-                (Some(l), Some(c)) => format!("{}:{l}:{c}", path.display()),
-                _ => path.display().to_string(),
-            },
+        let d = &self.0;
+        match (d.line, d.column) {
+            (Some(l), Some(c)) => format!("{}:{l}:{c}", d.path.display()),
+            _ => d.path.display().to_string(),
         }
     }
 
     pub fn snippet(&self) -> Option<(usize, usize, &str)> {
-        match self {
-            ConfigError::Invalid {
-                line: Some(l),
-                column: Some(c),
-                snippet: Some(s),
-                ..
-            } => Some((*l, *c, s.as_str())),
+        let d = &self.0;
+        match (d.line, d.column, &d.snippet) {
+            (Some(l), Some(c), Some(s)) => Some((l, c, s.as_str())),
             _ => None,
         }
     }
@@ -248,9 +233,15 @@ impl ConfigError {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError(Box::new(ConfigErrorDetail {
+                path: path.to_path_buf(),
+                message: format!("could not read {}: {e}", path.display()),
+                line: None,
+                column: None,
+                snippet: None,
+                help: None,
+            }))
         })?;
         Config::parse(&text, path)
     }
@@ -267,14 +258,14 @@ impl Config {
             };
             let raw = e.message().trim().to_string();
             let help = suggest_from_message(&raw);
-            ConfigError::Invalid {
+            ConfigError(Box::new(ConfigErrorDetail {
                 path: path.to_path_buf(),
                 message: tidy_message(&raw),
                 line,
                 column,
                 snippet,
                 help,
-            }
+            }))
         })
     }
 }

@@ -74,6 +74,9 @@ pub struct ToolVersions {
 #[derive(Debug, Clone)]
 pub struct BrokenFile {
     pub file: String,
+    /// Top-level classes found by reading the file (Python could not load
+    /// it): the names its scenes are reported under.
+    pub classes: Vec<String>,
     pub error: SceneError,
     pub traceback: String,
 }
@@ -210,7 +213,9 @@ pub async fn discover(
                 message: format!(
                     "Manim cannot be imported by `{}`: {}",
                     python.display(),
-                    err.as_ref().map(|e| e.message.as_str()).unwrap_or("unknown error")
+                    err.as_ref()
+                        .map(|e| e.message.as_str())
+                        .unwrap_or("unknown error")
                 ),
                 help: format!(
                     "install it into that interpreter: `{} -m pip install manim=={}`",
@@ -224,8 +229,10 @@ pub async fn discover(
     let mut broken = Vec::new();
     for f in &report.files {
         if let Some(err) = &f.error {
+            let text = std::fs::read_to_string(project.root.join(&f.file)).unwrap_or_default();
             broken.push(BrokenFile {
                 file: f.file.clone(),
+                classes: top_level_classes(&text),
                 error: err.into(),
                 traceback: err.traceback.clone(),
             });
@@ -261,6 +268,22 @@ pub async fn discover(
         },
         warnings,
     })
+}
+
+/// Names of classes defined at the top level of a Python file, by reading
+/// it: only used to name the scenes of a file that cannot be imported.
+pub fn top_level_classes(source: &str) -> Vec<String> {
+    source
+        .lines()
+        .filter_map(|l| l.strip_prefix("class "))
+        .filter_map(|rest| {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            (!name.is_empty()).then_some(name)
+        })
+        .collect()
 }
 
 /// Does `pattern` (`file.py`, `dir/file.py`, `file.py:Class` or `Class`) name this scene?
@@ -385,6 +408,14 @@ mod tests {
                 "scenes/part10/1.py"
             ]
         );
+    }
+
+    #[test]
+    fn static_class_names_for_broken_files() {
+        let src = "from manim import *\nclass A(Scene):\n    class Inner: pass\nclass B :\n  pass\nx = '''\nclass C(Scene)\n'''\n";
+        // A class inside a string at column 0 is listed: this is only a name
+        // for an error report, never a scene that gets rendered.
+        assert_eq!(top_level_classes(src), vec!["A", "B", "C"]);
     }
 
     #[test]

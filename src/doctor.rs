@@ -16,7 +16,11 @@ async fn first_line(prog: &Path, args: &[&str]) -> Option<String> {
     if !out.status.success() {
         return None;
     }
-    let text = if out.stdout.is_empty() { out.stderr } else { out.stdout };
+    let text = if out.stdout.is_empty() {
+        out.stderr
+    } else {
+        out.stdout
+    };
     String::from_utf8_lossy(&text)
         .lines()
         .find(|l| !l.trim().is_empty())
@@ -43,7 +47,7 @@ pub async fn doctor(project_dir: Option<&Path>) -> ExitCode {
     let project = Project::open(project_dir).ok();
     // Python and Manim.
     let python = match &project {
-        Some(p) => Toolchain::resolve_python(p).map(|(py, src)| (py, src)),
+        Some(p) => Toolchain::resolve_python(p),
         None => which::which("python3")
             .map(|p| (p, "python3 on PATH (no project here)".to_string()))
             .map_err(|_| crate::error::Error::Other("python3 not found".into())),
@@ -53,19 +57,34 @@ pub async fn doctor(project_dir: Option<&Path>) -> ExitCode {
     );
     match python {
         Ok((py, src)) => {
-            match first_line(&py, &["-c", "import platform; print(platform.python_version())"]).await {
+            match first_line(
+                &py,
+                &["-c", "import platform; print(platform.python_version())"],
+            )
+            .await
+            {
                 Some(v) => c.ok("python", &format!("{v} at {} (from {src})", py.display())),
-                None => c.bad("python", &format!("{} does not run", py.display()), &venv_fix),
+                None => c.bad(
+                    "python",
+                    &format!("{} does not run", py.display()),
+                    &venv_fix,
+                ),
             }
             match first_line(
                 &py,
-                &["-c", "import importlib.metadata as m; print(m.version('manim'))"],
+                &[
+                    "-c",
+                    "import importlib.metadata as m; print(m.version('manim'))",
+                ],
             )
             .await
             {
                 Some(v) if v == PINNED_MANIM => c.ok("manim", &v),
                 Some(v) => {
-                    c.ok("manim", &format!("{v} (parender is tested with {PINNED_MANIM})"));
+                    c.ok(
+                        "manim",
+                        &format!("{v} (parender is tested with {PINNED_MANIM})"),
+                    );
                 }
                 None => c.bad(
                     "manim",
@@ -96,25 +115,40 @@ pub async fn doctor(project_dir: Option<&Path>) -> ExitCode {
                 Some(v) => c.ok(tool, &v),
                 None => c.bad(tool, "does not run", &tex_fix),
             },
-            Err(_) => c.bad(tool, "not found on PATH (needed by MathTex and Tex)", &tex_fix),
+            Err(_) => c.bad(
+                tool,
+                "not found on PATH (needed by MathTex and Tex)",
+                &tex_fix,
+            ),
         }
     }
     match which::which("kpsewhich") {
         Ok(k) => match first_line(&k, &["standalone.cls"]).await {
             Some(p) => c.ok("LaTeX standalone class", &p),
-            None => c.bad("LaTeX standalone class", "standalone.cls not found", &format!("{APT} texlive-latex-extra")),
+            None => c.bad(
+                "LaTeX standalone class",
+                "standalone.cls not found",
+                &format!("{APT} texlive-latex-extra"),
+            ),
         },
         Err(_) => c.bad("LaTeX standalone class", "kpsewhich not found", &tex_fix),
     }
     match &project {
         Some(p) => c.ok("project", &p.root.display().to_string()),
-        None => println!("{} project: no parender.toml here (run `parender init`)", style("note").yellow().bold()),
+        None => println!(
+            "{} project: no parender.toml here (run `parender init`)",
+            style("note").yellow().bold()
+        ),
     }
     if c.failures == 0 {
         println!("everything parender needs is here");
         ExitCode::SUCCESS
     } else {
-        println!("{} problem{} found", c.failures, if c.failures == 1 { "" } else { "s" });
+        println!(
+            "{} problem{} found",
+            c.failures,
+            if c.failures == 1 { "" } else { "s" }
+        );
         ExitCode::from(1)
     }
 }

@@ -28,7 +28,10 @@ pub enum Error {
     Discovery { message: String, detail: String },
 
     #[error("{message}")]
-    Selection { message: String, help: Option<String> },
+    Selection {
+        message: String,
+        help: Option<String>,
+    },
 
     #[error("{tool} failed on {what}: {message}")]
     Media {
@@ -58,9 +61,9 @@ impl Error {
     /// What the user can do about it.
     pub fn help(&self) -> Option<String> {
         match self {
-            Error::ProjectNotFound(_) => Some(
-                "run `parender init` to create a project here, or pass `--project DIR`".into(),
-            ),
+            Error::ProjectNotFound(_) => {
+                Some("run `parender init` to create a project here, or pass `--project DIR`".into())
+            }
             Error::Config(c) => c.help(),
             Error::NoScenesDir(_) => Some(
                 "create it, or set `scenes = \"...\"` in parender.toml to where your scenes are"

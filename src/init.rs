@@ -83,7 +83,11 @@ mod tests {
         Config::load(&t.path().join(MANIFEST)).unwrap();
         assert!(t.path().join("scenes/01_intro.py").is_file());
         assert!(t.path().join("audio").is_dir());
-        assert!(std::fs::read_to_string(t.path().join(".gitignore")).unwrap().contains(".parender"));
+        assert!(
+            std::fs::read_to_string(t.path().join(".gitignore"))
+                .unwrap()
+                .contains(".parender")
+        );
         assert!(init(Some(t.path())).is_err());
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 /// A list of command arguments from strings and paths alike.
 macro_rules! args {
     ($($a:expr),* $(,)?) => {
-        vec![$(OsString::from(AsRef::<OsStr>::as_ref(&$a))),*]
+        [$(OsString::from(AsRef::<OsStr>::as_ref(&$a))),*]
     };
 }
 
@@ -94,8 +94,17 @@ pub struct Ffmpeg {
 }
 
 impl Ffmpeg {
-    async fn run(&self, tool: &'static str, args: &[OsString], what: &Path) -> Result<Vec<u8>, Error> {
-        let prog = if tool == "ffprobe" { &self.ffprobe } else { &self.ffmpeg };
+    async fn run(
+        &self,
+        tool: &'static str,
+        args: &[OsString],
+        what: &Path,
+    ) -> Result<Vec<u8>, Error> {
+        let prog = if tool == "ffprobe" {
+            &self.ffprobe
+        } else {
+            &self.ffmpeg
+        };
         let out = Command::new(prog)
             .args(args)
             .stdin(std::process::Stdio::null())
@@ -159,7 +168,11 @@ impl Ffmpeg {
             message: m.to_string(),
         };
         let p: Probe = serde_json::from_slice(&out).map_err(|e| bad(&e.to_string()))?;
-        let s = p.streams.into_iter().next().ok_or_else(|| bad("no video stream"))?;
+        let s = p
+            .streams
+            .into_iter()
+            .next()
+            .ok_or_else(|| bad("no video stream"))?;
         let (fps_num, fps_den) = s
             .r_frame_rate
             .as_deref()
@@ -222,18 +235,12 @@ impl Ffmpeg {
         // Decode only the end: seek to a second before it (clamped to 0 for
         // short videos), keep the last whole frame.
         let seek = if info.seconds() > 1.5 { "-1.5" } else { "0" };
-        let mut args = args!["-nostdin", "-v", "error"];
+        let mut args = args!["-nostdin", "-v", "error"].to_vec();
         if seek != "0" {
             args.extend(args!["-sseof", seek]);
         }
         args.extend(args![
-            "-i",
-            video,
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "yuv420p",
-            "pipe:1",
+            "-i", video, "-f", "rawvideo", "-pix_fmt", "yuv420p", "pipe:1",
         ]);
         let out = self.run("ffmpeg", &args, video).await?;
         let n = info.frame_bytes();
@@ -362,8 +369,15 @@ impl Ffmpeg {
 
     /// `ffmpeg -version`'s first line, for `doctor` and fingerprints.
     pub async fn version(&self) -> Option<String> {
-        let out = Command::new(&self.ffmpeg).arg("-version").output().await.ok()?;
-        String::from_utf8_lossy(&out.stdout).lines().next().map(str::to_owned)
+        let out = Command::new(&self.ffmpeg)
+            .arg("-version")
+            .output()
+            .await
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .map(str::to_owned)
     }
 }
 

@@ -64,7 +64,10 @@ fn audio_files(project: &Project, dir: &Path) -> Result<BTreeMap<String, Vec<Pat
                 .and_then(|e| e.to_str())
                 .unwrap_or("")
                 .to_ascii_lowercase();
-            AUDIO_EXTS.iter().position(|x| *x == ext).unwrap_or(usize::MAX)
+            AUDIO_EXTS
+                .iter()
+                .position(|x| *x == ext)
+                .unwrap_or(usize::MAX)
         });
     }
     Ok(map)
@@ -81,7 +84,8 @@ pub fn pair(
     for s in &scenes {
         *per_file.entry(s.file.clone()).or_default() += 1;
     }
-    let mut used: Vec<String> = Vec::new();
+    // Which scene each audio key was paired with before overrides.
+    let mut paired: HashMap<String, String> = HashMap::new();
     for s in scenes.iter_mut() {
         let multi = per_file.get(&s.file).copied().unwrap_or(1) > 1;
         let key = scene_key(s, &scenes_rel, multi);
@@ -99,7 +103,7 @@ pub fn pair(
                 ));
             }
             s.audio = Some(files[0].clone());
-            used.push(key);
+            paired.insert(key, s.id.0.clone());
         }
     }
     // Per-scene overrides from parender.toml.
@@ -138,17 +142,19 @@ pub fn pair(
         }
     }
     // Audio that no scene uses: probably a typo in a file name.
-    let overridden: Vec<PathBuf> = scenes.iter().filter_map(|s| s.audio.clone()).collect();
+    let in_use: Vec<PathBuf> = scenes.iter().filter_map(|s| s.audio.clone()).collect();
     for (key, files) in &audio {
-        if used.contains(key) {
-            continue;
-        }
-        for f in files {
-            if !overridden.contains(f) {
-                warnings.push(format!(
+        for f in files.iter().filter(|f| !in_use.contains(f)) {
+            match paired.get(key) {
+                Some(scene) if files.len() == 1 => warnings.push(format!(
+                    "audio file {} is not used: parender.toml sets another audio for {scene}",
+                    f.display()
+                )),
+                Some(_) => {} // reported above as one of several files
+                None => warnings.push(format!(
                     "audio file {} matches no scene (expected `<file stem>.<ext>`, or `<file stem>.<Class>.<ext>` for files with several scenes)",
                     f.display()
-                ));
+                )),
             }
         }
     }

@@ -1,8 +1,8 @@
 //! Planning: for each scene, render it, take it from the cache, or (when the
 //! build was restricted to some scenes) reuse the last render it has.
 use crate::error::Error;
-use crate::store::{Entry, Lookup, Store};
 use crate::scene::Scene;
+use crate::store::{Entry, Lookup, Store};
 
 #[derive(Debug)]
 pub enum Action {
@@ -35,21 +35,34 @@ pub fn plan(
     let mut steps = Vec::with_capacity(scenes.len());
     for (i, scene) in scenes.iter().enumerate() {
         let key = keys[i].clone();
-        let action = match store.get(&key)? {
-            Lookup::Hit(entry) if selected[i] => Action::Fresh(entry),
-            Lookup::Hit(entry) => Action::Reuse { entry, stale: false },
+        let found = match store.get(&key)? {
+            Lookup::Hit(entry) => Some(*entry),
+            Lookup::Miss => None,
             Lookup::Corrupt(why) => {
-                warnings.push(format!("cache entry of {} is corrupt ({why}); rendering it again", scene.id));
-                if selected[i] { Action::Render } else { Action::Missing }
+                warnings.push(format!(
+                    "cache entry of {} is corrupt ({why}); it is not used",
+                    scene.id
+                ));
+                None
             }
-            Lookup::Miss if selected[i] => Action::Render,
-            Lookup::Miss => match store.latest(&scene.id, profile)? {
+        };
+        let action = match (found, selected[i]) {
+            (Some(entry), true) => Action::Fresh(entry),
+            (Some(entry), false) => Action::Reuse {
+                entry,
+                stale: false,
+            },
+            (None, true) => Action::Render,
+            (None, false) => match store.latest(&scene.id, profile)? {
                 Lookup::Hit(entry) => {
                     warnings.push(format!(
                         "{} changed since its last render and is not part of this build; the video uses its last render",
                         scene.id
                     ));
-                    Action::Reuse { entry, stale: true }
+                    Action::Reuse {
+                        entry: *entry,
+                        stale: true,
+                    }
                 }
                 _ => {
                     warnings.push(format!(
@@ -60,7 +73,11 @@ pub fn plan(
                 }
             },
         };
-        steps.push(Step { index: i, key, action });
+        steps.push(Step {
+            index: i,
+            key,
+            action,
+        });
     }
     Ok(steps)
 }

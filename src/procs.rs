@@ -140,7 +140,7 @@ mod tests {
     fn alive(pid: i32) -> bool {
         // A zombie still answers kill(0); look at its state instead.
         match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Ok(s) => !s.split_whitespace().nth(2).is_some_and(|st| st == "Z"),
+            Ok(s) => s.split_whitespace().nth(2).is_none_or(|st| st != "Z"),
             Err(_) => false,
         }
     }
@@ -179,7 +179,9 @@ mod tests {
         let mut c = Command::new("sleep");
         c.arg("100");
         let start = std::time::Instant::now();
-        let f = run_group(c, Duration::from_secs(60), &cancel).await.unwrap();
+        let f = run_group(c, Duration::from_secs(60), &cancel)
+            .await
+            .unwrap();
         assert!(matches!(f.outcome, Outcome::Cancelled));
         assert!(start.elapsed() < Duration::from_secs(5));
     }

@@ -63,11 +63,13 @@ impl Project {
     }
 
     pub fn audio_dir(&self) -> PathBuf {
-        self.root.join(self.config.audio.as_deref().unwrap_or("audio"))
+        self.root
+            .join(self.config.audio.as_deref().unwrap_or("audio"))
     }
 
     pub fn output_dir(&self) -> PathBuf {
-        self.root.join(self.config.output.as_deref().unwrap_or("out"))
+        self.root
+            .join(self.config.output.as_deref().unwrap_or("out"))
     }
 
     /// parender's own state: cache, scratch space. `PARENDER_CACHE_DIR` overrides.

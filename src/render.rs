@@ -64,7 +64,8 @@ impl RenderFailure {
 /// Progress callback: called with the index of each animation as it starts.
 pub type Progress<'a> = &'a (dyn Fn(u32) + Send + Sync);
 
-pub type RenderFuture<'a> = Pin<Box<dyn Future<Output = Result<Rendered, RenderFailure>> + Send + 'a>>;
+pub type RenderFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Rendered, RenderFailure>> + Send + 'a>>;
 
 /// Renders one scene to a video file inside `job.media_dir`.
 pub trait Renderer: Send + Sync {
@@ -116,7 +117,12 @@ fn read_events(path: &Path, from: usize) -> (Vec<DriverEvent>, usize) {
 /// Manim's output for a scene: `videos/<file stem>/<height>p<fps>/<Class>.mp4`.
 /// Computed, not parsed from the log; a search below `videos/` covers Manim
 /// versions that lay it out differently.
-pub fn find_output(media: &Path, file: &str, class: &str, settings: &RenderSettings) -> Option<PathBuf> {
+pub fn find_output(
+    media: &Path,
+    file: &str,
+    class: &str,
+    settings: &RenderSettings,
+) -> Option<PathBuf> {
     let stem = Path::new(file).file_stem()?.to_string_lossy().into_owned();
     let expected = media
         .join("videos")
@@ -221,7 +227,14 @@ impl ManimRenderer {
                         file,
                         line,
                         traceback,
-                    } => Some((SceneError { file, line, message }, traceback)),
+                    } => Some((
+                        SceneError {
+                            file,
+                            line,
+                            message,
+                        },
+                        traceback,
+                    )),
                     _ => None,
                 });
                 if let Some((error, traceback)) = error {
@@ -236,14 +249,23 @@ impl ManimRenderer {
                     return Err(fail(
                         format!(
                             "Manim exited with {status}{}",
-                            if last.is_empty() { String::new() } else { format!(": {last}") }
+                            if last.is_empty() {
+                                String::new()
+                            } else {
+                                format!(": {last}")
+                            }
                         ),
                         log_tail,
                     ));
                 }
             }
         }
-        match find_output(&job.media_dir, &job.scene.file, &job.scene.class, &job.settings) {
+        match find_output(
+            &job.media_dir,
+            &job.scene.file,
+            &job.scene.class,
+            &job.settings,
+        ) {
             Some(video) => Ok(Rendered { video, log_tail }),
             None => Err(fail(
                 format!(
@@ -297,12 +319,22 @@ mod tests {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, b"x").unwrap();
         assert_eq!(
-            find_output(t.path(), "scenes/03_partial_sums.py", "PartialSums", &settings()),
+            find_output(
+                t.path(),
+                "scenes/03_partial_sums.py",
+                "PartialSums",
+                &settings()
+            ),
             Some(v.clone())
         );
         std::fs::remove_file(&v).unwrap();
         assert_eq!(
-            find_output(t.path(), "scenes/03_partial_sums.py", "PartialSums", &settings()),
+            find_output(
+                t.path(),
+                "scenes/03_partial_sums.py",
+                "PartialSums",
+                &settings()
+            ),
             None
         );
     }
@@ -311,7 +343,11 @@ mod tests {
     fn events_are_read_incrementally() {
         let t = tempfile::tempdir().unwrap();
         let f = t.path().join("e.jsonl");
-        std::fs::write(&f, "{\"event\":\"started\",\"pid\":1}\n{\"event\":\"animation\",\"index\":0}\n").unwrap();
+        std::fs::write(
+            &f,
+            "{\"event\":\"started\",\"pid\":1}\n{\"event\":\"animation\",\"index\":0}\n",
+        )
+        .unwrap();
         let (e, n) = read_events(&f, 0);
         assert_eq!(e.len(), 2);
         assert_eq!(n, 2);

@@ -26,7 +26,11 @@ pub fn human_duration(d: Duration) -> String {
     } else if s < 3600.0 {
         format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64)
     } else {
-        format!("{}h{:02}m", (s / 3600.0) as u64, ((s % 3600.0) / 60.0) as u64)
+        format!(
+            "{}h{:02}m",
+            (s / 3600.0) as u64,
+            ((s % 3600.0) / 60.0) as u64
+        )
     }
 }
 
@@ -109,9 +113,11 @@ impl Reporter {
         }
         let bar = self.multi.add(ProgressBar::new(total as u64));
         bar.set_style(
-            ProgressStyle::with_template("{prefix:>12.cyan.bold} [{bar:30}] {pos}/{len} scenes {elapsed}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{prefix:>12.cyan.bold} [{bar:30}] {pos}/{len} scenes {elapsed}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         bar.set_prefix("Building");
         bar.enable_steady_tick(Duration::from_millis(200));
@@ -180,8 +186,13 @@ impl Reporter {
             SceneStatus::Rendered => self.status("Rendered", &format!("{scene} in {seconds:.1}s")),
             SceneStatus::Cached => self.status("Fresh", &format!("{scene} (cached)")),
             SceneStatus::Failed => {
-                let e = error.cloned().unwrap_or_else(|| SceneError::plain("failed"));
-                let mut text = format!("{} {scene}", style(format!("{:>12}", "Failed")).red().bold());
+                let e = error
+                    .cloned()
+                    .unwrap_or_else(|| SceneError::plain("failed"));
+                let mut text = format!(
+                    "{} {scene}",
+                    style(format!("{:>12}", "Failed")).red().bold()
+                );
                 if let (Some(f), Some(l)) = (&e.file, e.line) {
                     text.push_str(&format!("\n{:>12} {f}:{l}", style("-->").blue().bold()));
                 }
@@ -210,7 +221,11 @@ impl Reporter {
         self.finish_progress();
         let mut text = format!("{}: {err}", style("error").red().bold());
         if let Error::Config(c) = err {
-            text.push_str(&format!("\n  {} {}", style("-->").blue().bold(), c.location()));
+            text.push_str(&format!(
+                "\n  {} {}",
+                style("-->").blue().bold(),
+                c.location()
+            ));
             if let Some((line, col, snippet)) = c.snippet() {
                 let w = line.to_string().len();
                 text.push_str(&format!(

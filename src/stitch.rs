@@ -21,7 +21,10 @@ pub struct Stitched {
 
 fn concat_line(path: &Path) -> String {
     // The concat demuxer's quoting: '...' with ' written as '\''.
-    format!("file '{}'\n", path.display().to_string().replace('\'', "'\\''"))
+    format!(
+        "file '{}'\n",
+        path.display().to_string().replace('\'', "'\\''")
+    )
 }
 
 /// Writes the whole audio track: for each segment, its narration then
@@ -108,8 +111,11 @@ pub async fn stitch(
         .map_err(|e| Error::io(dir, e))?;
     let timescale = first.info.tb_den / first.info.tb_num.max(1);
     ff.final_mux(&list, &track, timescale, tmp.path()).await?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.persist(output).map_err(|e| Error::io(output, e.error))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.persist(output)
+        .map_err(|e| Error::io(output, e.error))?;
     let frames: u64 = segments.iter().map(|s| s.frames).sum();
     Ok(Stitched {
         output: output.to_path_buf(),
@@ -151,7 +157,11 @@ mod tests {
         let pcm = t.path().join("a.pcm");
         // 1000 samples of 0x01 narration.
         std::fs::write(&pcm, vec![1u8; 1000 * 4]).unwrap();
-        let segs = vec![seg(15, Some((pcm.clone(), 1000))), seg(3, None), seg(1, Some((pcm, 1000)))];
+        let segs = vec![
+            seg(15, Some((pcm.clone(), 1000))),
+            seg(3, None),
+            seg(1, Some((pcm, 1000))),
+        ];
         let out = t.path().join("track.pcm");
         write_track(&segs, &out).unwrap();
         let data = std::fs::read(&out).unwrap();
@@ -168,6 +178,9 @@ mod tests {
 
     #[test]
     fn concat_quoting() {
-        assert_eq!(concat_line(Path::new("/a/it's.mp4")), "file '/a/it'\\''s.mp4'\n");
+        assert_eq!(
+            concat_line(Path::new("/a/it's.mp4")),
+            "file '/a/it'\\''s.mp4'\n"
+        );
     }
 }

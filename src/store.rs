@@ -36,7 +36,7 @@ pub struct Entry {
 /// What a lookup found.
 #[derive(Debug)]
 pub enum Lookup {
-    Hit(Entry),
+    Hit(Box<Entry>),
     Miss,
     /// An entry exists but its object is gone or does not match its hash.
     Corrupt(String),
@@ -102,11 +102,19 @@ impl LocalStore {
         };
         let mut entry: Entry = match serde_json::from_slice(&text) {
             Ok(e) => e,
-            Err(e) => return Ok(Lookup::Corrupt(format!("unreadable entry {}: {e}", path.display()))),
+            Err(e) => {
+                return Ok(Lookup::Corrupt(format!(
+                    "unreadable entry {}: {e}",
+                    path.display()
+                )));
+            }
         };
         let object = self.object_path(&entry.video_hash);
         if !object.is_file() {
-            return Ok(Lookup::Corrupt(format!("missing video {}", object.display())));
+            return Ok(Lookup::Corrupt(format!(
+                "missing video {}",
+                object.display()
+            )));
         }
         let actual = hash_file(&object)?;
         if actual != entry.video_hash {
@@ -116,7 +124,7 @@ impl LocalStore {
             )));
         }
         entry.video = object;
-        Ok(Lookup::Hit(entry))
+        Ok(Lookup::Hit(Box::new(entry)))
     }
 }
 
@@ -136,8 +144,11 @@ impl Store for LocalStore {
                 .tempfile_in(dir)
                 .map_err(|e| Error::io(dir, e))?;
             std::fs::copy(video, tmp.path()).map_err(|e| Error::io(video, e))?;
-            tmp.as_file().sync_all().map_err(|e| Error::io(&object, e))?;
-            tmp.persist(&object).map_err(|e| Error::io(&object, e.error))?;
+            tmp.as_file()
+                .sync_all()
+                .map_err(|e| Error::io(&object, e))?;
+            tmp.persist(&object)
+                .map_err(|e| Error::io(&object, e.error))?;
         }
         entry.video_hash = hash;
         let json = serde_json::to_vec_pretty(&entry).map_err(|e| Error::Other(e.to_string()))?;

@@ -71,7 +71,9 @@ impl Toolchain {
             return resolve_program(project, py)
                 .map(|p| (p, format!("`python = \"{py}\"` in parender.toml")))
                 .ok_or_else(|| Error::Toolchain {
-                    message: format!("the Python interpreter `{py}` set in parender.toml does not exist"),
+                    message: format!(
+                        "the Python interpreter `{py}` set in parender.toml does not exist"
+                    ),
                     help: setup_help(),
                 });
         }
@@ -81,7 +83,12 @@ impl Toolchain {
                 help: setup_help(),
             })?;
             return shebang_interpreter(&script)
-                .map(|p| (p, format!("the `#!` line of `{m}` (`manim` in parender.toml)")))
+                .map(|p| {
+                    (
+                        p,
+                        format!("the `#!` line of `{m}` (`manim` in parender.toml)"),
+                    )
+                })
                 .ok_or_else(|| Error::Toolchain {
                     message: format!("cannot tell which Python runs `{}`", script.display()),
                     help: "set `python = \"/path/to/python\"` in parender.toml instead".into(),

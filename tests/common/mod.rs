@@ -28,7 +28,10 @@ impl TestProject {
         let t = TestProject { dir };
         t.write(
             "parender.toml",
-            &format!("python = {:?}\n{extra_config}", python().display().to_string()),
+            &format!(
+                "python = {:?}\n{extra_config}",
+                python().display().to_string()
+            ),
         );
         std::fs::create_dir_all(t.path().join("scenes")).expect("scenes dir");
         t
