@@ -556,7 +556,7 @@ fn av_sync_to_the_frame() {
     let mut want: Vec<(usize, &str, i64, i64)> = Vec::new();
     for k in 0..specs.len() {
         if let Some(n) = audio_samples[k] {
-            let t0 = (start_frame[k] * SPF) as i64 + 1920 * k as i64;
+            let t0 = (start_frame[k] * SPF) as i64;
             let mark = (MARK_S * RATE as f64) as i64;
             want.push((k, "beep", t0, (BEEP_S * RATE as f64) as i64));
             want.push((k, "end marker", t0 + n as i64 - mark, mark));
