@@ -42,6 +42,13 @@ pub enum Message {
     Warning {
         message: String,
     },
+    /// The command could not run at all (bad config, missing tools...).
+    Error {
+        message: String,
+        /// `file:line:column` for configuration errors.
+        location: Option<String>,
+        help: Option<String>,
+    },
     BuildFinished {
         success: bool,
         output: Option<String>,

@@ -247,8 +247,13 @@ impl Reporter {
             text.push_str(&format!("\n  {} {help}", style("= help:").cyan().bold()));
         }
         if self.is_json() {
-            self.emit(&Message::Warning {
-                message: format!("error: {err}"),
+            self.emit(&Message::Error {
+                message: err.to_string(),
+                location: match err {
+                    Error::Config(c) => Some(c.location()),
+                    _ => None,
+                },
+                help: err.help(),
             });
         }
         eprintln!("{text}");

@@ -227,6 +227,15 @@ fn config_errors_point_at_file_line_and_column() {
     assert!(err.contains("parender.toml:3:1"), "{err}");
     assert!(err.contains("did you mean `jobs`?"), "{err}");
 
+    // The same error for scripts.
+    let out = p.parender(&["build", "--message-format", "json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let lines = TestProject::json_lines(&out);
+    assert_eq!(lines[0]["reason"], "error");
+    let location = lines[0]["location"].as_str().unwrap();
+    assert!(location.ends_with("/parender.toml:3:1"), "{location}");
+    assert_eq!(lines[0]["help"], "did you mean `jobs`?");
+
     let p = TestProject::new("[profile.release]\nquality = \"ultra\"\n");
     let out = p.parender(&["build"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
@@ -469,4 +478,74 @@ fn init_makes_a_project_that_lists_its_scene() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(scene_names(&out), vec!["scenes/01_intro.py:Intro"]);
+}
+
+#[test]
+fn ctrl_c_stops_renders_and_leaves_no_temporary_files() {
+    use std::io::{BufRead, BufReader};
+    let p = TestProject::new("");
+    let pidfile = p.path().join("helper.pid");
+    p.write(
+        "scenes/hang.py",
+        &format!(
+            "import subprocess, time\nfrom manim import *\n\n\nclass Hang(Scene):\n    def construct(self):\n        self.play(FadeIn(Dot()), run_time=0.2)\n        child = subprocess.Popen(['sleep', '300'])\n        open({:?}, 'w').write(str(child.pid))\n        time.sleep(300)\n",
+            pidfile.display().to_string()
+        ),
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_parender"))
+        .args(["build", "--message-format", "json"])
+        .current_dir(p.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    // Wait (bounded) for the render to be under way and its helper running.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for line in lines.by_ref() {
+        if line.unwrap().contains("scene-started") {
+            break;
+        }
+    }
+    while !pidfile.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the scene never started its helper"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let tmp = p.path().join(".parender/tmp");
+    assert!(
+        std::fs::read_dir(&tmp).unwrap().count() > 0,
+        "a render is in progress"
+    );
+    let pid = child.id().to_string();
+    run_tool("kill", &["-INT", &pid]);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "parender did not stop after Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(130));
+    let helper = std::fs::read_to_string(&pidfile).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let alive = std::fs::read_to_string(format!("/proc/{}/stat", helper.trim()))
+        .is_ok_and(|s| s.split_whitespace().nth(2) != Some("Z"));
+    assert!(!alive, "the scene's helper {helper} outlived Ctrl-C");
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "temp files left in {tmp:?}"
+    );
+    assert!(
+        !p.path().join("out").exists(),
+        "no video from an interrupted build"
+    );
 }
