@@ -6,7 +6,7 @@
 //! reports the classes (see `python/discover.py`). A static guess from base
 //! names would miss `manim_slides.Slide` and friends.
 use std::cmp::Ordering;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -179,9 +179,22 @@ async fn ask_python(
             .await
             .map_err(|e| Error::io(python, e))?;
     }
+    // Loading a scene file runs its module-level code: bound it like a render.
+    let limit = project
+        .config
+        .timeout
+        .map(|t| t.0)
+        .unwrap_or(DEFAULT_TIMEOUT);
     let out = tokio::select! {
         out = child.wait_with_output() => out.map_err(|e| Error::io(python, e))?,
         _ = cancel.cancelled() => return Err(Error::Interrupted),
+        _ = tokio::time::sleep(limit) => return Err(Error::Discovery {
+            message: format!(
+                "loading the scene files took longer than {} (module-level code that never ends?)",
+                crate::report::human_duration(limit)
+            ),
+            detail: String::new(),
+        }),
     };
     let stdout = String::from_utf8_lossy(&out.stdout);
     let last = stdout.lines().rev().find(|l| l.starts_with('{'));
@@ -366,11 +379,6 @@ pub fn select(scenes: &[Scene], patterns: &[String]) -> Result<Vec<bool>, Error>
         }
     }
     Ok(chosen)
-}
-
-/// Used by tests and `scenes`: the file path of a scene relative to the root.
-pub fn scene_path(project: &Project, scene: &Scene) -> PathBuf {
-    project.root.join(&scene.file)
 }
 
 #[cfg(test)]

@@ -81,3 +81,91 @@ pub fn plan(
     }
     Ok(steps)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::VideoInfo;
+    use crate::scene::SceneId;
+    use crate::store::LocalStore;
+    use std::path::PathBuf;
+
+    fn scene(class: &str) -> Scene {
+        Scene {
+            id: SceneId::new("scenes/a.py", class),
+            file: "scenes/a.py".into(),
+            class: class.into(),
+            line: None,
+            audio: None,
+            timeout: crate::discover::DEFAULT_TIMEOUT,
+        }
+    }
+
+    fn entry(key: &str, s: &Scene) -> Entry {
+        Entry {
+            key: key.into(),
+            scene: s.id.clone(),
+            profile: "dev".into(),
+            video_hash: String::new(),
+            info: VideoInfo {
+                codec: "h264".into(),
+                profile: "High".into(),
+                pix_fmt: "yuv420p".into(),
+                width: 2,
+                height: 2,
+                fps_num: 15,
+                fps_den: 1,
+                tb_num: 1,
+                tb_den: 15360,
+                frames: 1,
+            },
+            render_seconds: 0.0,
+            created: 0,
+            log_tail: String::new(),
+            video: PathBuf::new(),
+        }
+    }
+
+    #[test]
+    fn fresh_stale_reused_and_missing() {
+        let t = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(t.path().join("cache"));
+        let v = t.path().join("v.mp4");
+        std::fs::write(&v, b"v").unwrap();
+        let scenes = vec![scene("A"), scene("B"), scene("C"), scene("D")];
+        // A and B were rendered with their current keys, C with an old key.
+        store.put(entry("ka", &scenes[0]), &v).unwrap();
+        store.put(entry("kb", &scenes[1]), &v).unwrap();
+        store.put(entry("kc-old", &scenes[2]), &v).unwrap();
+        let keys: Vec<String> = ["ka", "kb", "kc", "kd"].map(String::from).to_vec();
+        let mut w = Vec::new();
+        // Build only A and C.
+        let steps = plan(
+            &scenes,
+            &[true, false, true, false],
+            &keys,
+            "dev",
+            &store,
+            &mut w,
+        )
+        .unwrap();
+        assert!(matches!(steps[0].action, Action::Fresh(_)));
+        assert!(matches!(
+            steps[1].action,
+            Action::Reuse { stale: false, .. }
+        ));
+        assert!(matches!(steps[2].action, Action::Render));
+        assert!(matches!(steps[3].action, Action::Missing));
+        // Everything selected: C is stale, D never built.
+        let steps = plan(&scenes, &[true; 4], &keys, "dev", &store, &mut w).unwrap();
+        assert!(matches!(steps[2].action, Action::Render));
+        assert!(matches!(steps[3].action, Action::Render));
+        // Not selected and changed: its last render, flagged stale.
+        let steps = plan(&scenes, &[false; 4], &keys, "dev", &store, &mut w).unwrap();
+        assert!(matches!(steps[2].action, Action::Reuse { stale: true, .. }));
+        assert!(
+            w.iter().any(|m| m.contains("scenes/a.py:C changed")),
+            "{w:?}"
+        );
+    }
+}
