@@ -81,6 +81,25 @@ impl VideoInfo {
     }
 }
 
+#[cfg(test)]
+impl VideoInfo {
+    /// A 480p H.264 stream as Manim 0.22 writes it, for unit tests.
+    pub fn fixture(fps: u64, frames: u64) -> VideoInfo {
+        VideoInfo {
+            codec: "h264".into(),
+            profile: "High".into(),
+            pix_fmt: "yuv420p".into(),
+            width: 854,
+            height: 480,
+            fps_num: fps,
+            fps_den: 1,
+            tb_num: 1,
+            tb_den: 15360,
+            frames,
+        }
+    }
+}
+
 fn parse_ratio(s: &str) -> Option<(u64, u64)> {
     let (a, b) = s.split_once('/')?;
     let (a, b) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
@@ -386,18 +405,7 @@ mod tests {
     use super::*;
 
     fn info(fps: u64) -> VideoInfo {
-        VideoInfo {
-            codec: "h264".into(),
-            profile: "High".into(),
-            pix_fmt: "yuv420p".into(),
-            width: 854,
-            height: 480,
-            fps_num: fps,
-            fps_den: 1,
-            tb_num: 1,
-            tb_den: 15360,
-            frames: 30,
-        }
+        VideoInfo::fixture(fps, 30)
     }
 
     #[test]

@@ -134,18 +134,7 @@ mod tests {
         Segment {
             scene: SceneId("s.py:S".into()),
             pieces: vec![],
-            info: VideoInfo {
-                codec: "h264".into(),
-                profile: "High".into(),
-                pix_fmt: "yuv420p".into(),
-                width: 854,
-                height: 480,
-                fps_num: 15,
-                fps_den: 1,
-                tb_num: 1,
-                tb_den: 15360,
-                frames,
-            },
+            info: VideoInfo::fixture(15, frames),
             frames,
             pcm,
         }
