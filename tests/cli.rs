@@ -397,13 +397,16 @@ fn timeout_kills_the_whole_process_group() {
 #[test]
 fn jobs_bound_parallel_renders_and_nothing_is_left_behind() {
     let p = TestProject::new("");
+    // Each scene records when its construct ran. The 3 s sleep is long
+    // enough that two renders overlap even when Manim's import time varies
+    // under load; one at a time is exact either way.
     let log = p.path().join("spans");
     std::fs::create_dir_all(&log).unwrap();
     for i in 0..4 {
         p.write(
             &format!("scenes/{i:02}_s.py"),
             &format!(
-                "import time, os\nfrom manim import *\n\n\nclass S{i}(Scene):\n    def construct(self):\n        t0 = time.time()\n        time.sleep(1.5)\n        self.play(FadeIn(Dot()), run_time=0.2)\n        open(os.path.join({:?}, 'S{i}'), 'w').write(f'{{t0}} {{time.time()}}')\n",
+                "import time, os\nfrom manim import *\n\n\nclass S{i}(Scene):\n    def construct(self):\n        t0 = time.time()\n        time.sleep(3.0)\n        self.play(FadeIn(Dot()), run_time=0.2)\n        open(os.path.join({:?}, 'S{i}'), 'w').write(f'{{t0}} {{time.time()}}')\n",
                 log.display().to_string()
             ),
         );
@@ -458,7 +461,7 @@ fn jobs_bound_parallel_renders_and_nothing_is_left_behind() {
             &format!("scenes/{i:02}_s.py"),
             &std::fs::read_to_string(p.path().join(format!("scenes/{i:02}_s.py")))
                 .unwrap()
-                .replace("1.5", "1.0"),
+                .replace("3.0", "1.0"),
         );
     }
     let out = p.parender(&["build", "--jobs", "1", "--message-format", "json"]);
