@@ -71,6 +71,87 @@ enum Done {
     Failed(SceneError, String, f64),
 }
 
+/// One scene's render, run on its own task: render, probe, store, report.
+struct RenderTask {
+    job: RenderJob,
+    key: String,
+    profile: String,
+    renderer: Arc<dyn Renderer>,
+    store: Arc<dyn Store>,
+    ffmpeg: Ffmpeg,
+    reporter: Arc<Reporter>,
+    cancel: CancellationToken,
+}
+
+impl RenderTask {
+    async fn run(self) -> Done {
+        let id = self.job.scene.id.0.clone();
+        self.reporter.scene_started(&id);
+        let t = Timer::start();
+        let progress = |n: u32| self.reporter.scene_progress(&id, n);
+        let result = self
+            .renderer
+            .render(&self.job, &progress, &self.cancel)
+            .await;
+        let secs = t.secs();
+        let done = match result {
+            Ok(out) => match self.store_render(&out.video, out.log_tail, secs).await {
+                Ok(e) => Done::Rendered(e, secs),
+                Err(e) => Done::Failed(SceneError::plain(e.to_string()), String::new(), secs),
+            },
+            Err(f) => {
+                let detail = match &f {
+                    RenderFailure::Failed {
+                        traceback,
+                        log_tail,
+                        ..
+                    } if traceback.is_empty() => log_tail.clone(),
+                    RenderFailure::Failed { traceback, .. } => {
+                        user_traceback(traceback, &self.job.project_root)
+                    }
+                    _ => String::new(),
+                };
+                Done::Failed(f.error(), detail, secs)
+            }
+        };
+        // Free the render's media folder as soon as its video is stored.
+        let _ = std::fs::remove_dir_all(&self.job.media_dir);
+        match &done {
+            Done::Rendered(_, s) => {
+                self.reporter
+                    .scene_finished(&id, SceneStatus::Rendered, *s, None, None)
+            }
+            Done::Failed(e, d, s) if !self.cancel.is_cancelled() => {
+                self.reporter
+                    .scene_finished(&id, SceneStatus::Failed, *s, Some(e), Some(d))
+            }
+            Done::Failed(..) => {}
+        }
+        done
+    }
+
+    async fn store_render(
+        &self,
+        video: &Path,
+        log_tail: String,
+        secs: f64,
+    ) -> Result<Entry, Error> {
+        let info = self.ffmpeg.probe_video(video).await?;
+        let entry = Entry {
+            key: self.key.clone(),
+            scene: self.job.scene.id.clone(),
+            profile: self.profile.clone(),
+            video_hash: String::new(),
+            info,
+            render_seconds: secs,
+            created: now_unix(),
+            log_tail,
+            video: PathBuf::new(),
+        };
+        self.store.put(entry, video)
+    }
+}
+
 pub async fn build(
     project: &Project,
     opts: &BuildOptions,
@@ -96,7 +177,7 @@ pub async fn build(
     };
 
     let state = project.state_dir();
-    let store = LocalStore::open(state.join("cache"));
+    let store: Arc<dyn Store> = Arc::new(LocalStore::open(state.join("cache")));
     let tmp_root = state.join("tmp");
     std::fs::create_dir_all(&tmp_root).map_err(|e| Error::io(&tmp_root, e))?;
     // Everything temporary lives here and is removed when this is dropped:
@@ -118,7 +199,7 @@ pub async fn build(
         &selected,
         &keys,
         settings.profile.name(),
-        &store,
+        store.as_ref(),
         &mut warnings,
     )?;
     for w in &warnings {
@@ -210,93 +291,27 @@ pub async fn build(
     let semaphore = Arc::new(Semaphore::new(settings.jobs));
     let mut tasks = tokio::task::JoinSet::new();
     for &i in &to_render {
-        let job = RenderJob {
-            scene: scenes[i].clone(),
-            settings: settings.render.clone(),
-            project_root: project.root.clone(),
-            media_dir: scratch.path().join(format!("render-{i}")),
+        let task = RenderTask {
+            job: RenderJob {
+                scene: scenes[i].clone(),
+                settings: settings.render.clone(),
+                project_root: project.root.clone(),
+                media_dir: scratch.path().join(format!("render-{i}")),
+            },
+            key: keys[i].clone(),
+            profile: settings.profile.name().to_string(),
+            renderer: services.renderer.clone(),
+            store: store.clone(),
+            ffmpeg: services.ffmpeg.clone(),
+            reporter: reporter.clone(),
+            cancel: cancel.clone(),
         };
-        let key = keys[i].clone();
-        let profile = settings.profile.name().to_string();
         let semaphore = semaphore.clone();
-        let renderer = services.renderer.clone();
-        let reporter = reporter.clone();
-        let cancel = cancel.clone();
-        let ff = services.ffmpeg.clone();
-        let store = LocalStore::open(state.join("cache"));
-        let root = project.root.clone();
         tasks.spawn(async move {
-            let Ok(_permit) = semaphore.acquire_owned().await else {
-                return (
-                    i,
-                    Done::Failed(SceneError::plain("cancelled"), String::new(), 0.0),
-                );
+            let done = match semaphore.acquire_owned().await {
+                Ok(_permit) if !task.cancel.is_cancelled() => task.run().await,
+                _ => Done::Failed(SceneError::plain("cancelled"), String::new(), 0.0),
             };
-            if cancel.is_cancelled() {
-                return (
-                    i,
-                    Done::Failed(SceneError::plain("cancelled"), String::new(), 0.0),
-                );
-            }
-            let id = job.scene.id.0.clone();
-            reporter.scene_started(&id);
-            let t = Timer::start();
-            let progress = |n: u32| reporter.scene_progress(&id, n);
-            let result = renderer.render(&job, &progress, &cancel).await;
-            let secs = t.secs();
-            let done = match result {
-                Ok(out) => match ff.probe_video(&out.video).await {
-                    Ok(info) => {
-                        let entry = Entry {
-                            key,
-                            scene: job.scene.id.clone(),
-                            profile,
-                            video_hash: String::new(),
-                            info,
-                            render_seconds: secs,
-                            created: now_unix(),
-                            log_tail: out.log_tail,
-                            video: PathBuf::new(),
-                        };
-                        match store.put(entry, &out.video) {
-                            Ok(e) => Done::Rendered(e, secs),
-                            Err(e) => {
-                                Done::Failed(SceneError::plain(e.to_string()), String::new(), secs)
-                            }
-                        }
-                    }
-                    Err(e) => Done::Failed(SceneError::plain(e.to_string()), String::new(), secs),
-                },
-                Err(f) => {
-                    let detail = match &f {
-                        RenderFailure::Failed {
-                            traceback,
-                            log_tail,
-                            ..
-                        } => {
-                            let t = user_traceback(traceback, &root);
-                            if t.is_empty() && traceback.is_empty() {
-                                log_tail.clone()
-                            } else {
-                                t
-                            }
-                        }
-                        _ => String::new(),
-                    };
-                    Done::Failed(f.error(), detail, secs)
-                }
-            };
-            // Free the render's media folder as soon as its video is stored.
-            let _ = std::fs::remove_dir_all(&job.media_dir);
-            match &done {
-                Done::Rendered(_, s) => {
-                    reporter.scene_finished(&id, SceneStatus::Rendered, *s, None, None)
-                }
-                Done::Failed(e, d, s) if !cancel.is_cancelled() => {
-                    reporter.scene_finished(&id, SceneStatus::Failed, *s, Some(e), Some(d))
-                }
-                Done::Failed(..) => {}
-            }
             (i, done)
         });
     }

@@ -385,19 +385,6 @@ impl Ffmpeg {
         .await?;
         Ok(())
     }
-
-    /// `ffmpeg -version`'s first line, for `doctor` and fingerprints.
-    pub async fn version(&self) -> Option<String> {
-        let out = Command::new(&self.ffmpeg)
-            .arg("-version")
-            .output()
-            .await
-            .ok()?;
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .next()
-            .map(str::to_owned)
-    }
 }
 
 #[cfg(test)]

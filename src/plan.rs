@@ -19,7 +19,6 @@ pub enum Action {
 #[derive(Debug)]
 pub struct Step {
     pub index: usize,
-    pub key: String,
     pub action: Action,
 }
 
@@ -34,8 +33,7 @@ pub fn plan(
 ) -> Result<Vec<Step>, Error> {
     let mut steps = Vec::with_capacity(scenes.len());
     for (i, scene) in scenes.iter().enumerate() {
-        let key = keys[i].clone();
-        let found = match store.get(&key)? {
+        let found = match store.get(&keys[i])? {
             Lookup::Hit(entry) => Some(*entry),
             Lookup::Miss => None,
             Lookup::Corrupt(why) => {
@@ -73,11 +71,7 @@ pub fn plan(
                 }
             },
         };
-        steps.push(Step {
-            index: i,
-            key,
-            action,
-        });
+        steps.push(Step { index: i, action });
     }
     Ok(steps)
 }
@@ -85,10 +79,8 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::VideoInfo;
     use crate::scene::SceneId;
     use crate::store::LocalStore;
-    use std::path::PathBuf;
 
     fn scene(class: &str) -> Scene {
         Scene {
@@ -102,17 +94,7 @@ mod tests {
     }
 
     fn entry(key: &str, s: &Scene) -> Entry {
-        Entry {
-            key: key.into(),
-            scene: s.id.clone(),
-            profile: "dev".into(),
-            video_hash: String::new(),
-            info: VideoInfo::fixture(15, 1),
-            render_seconds: 0.0,
-            created: 0,
-            log_tail: String::new(),
-            video: PathBuf::new(),
-        }
+        Entry::fixture(key, s.id.clone())
     }
 
     #[test]

@@ -171,6 +171,24 @@ impl Store for LocalStore {
     }
 }
 
+#[cfg(test)]
+impl Entry {
+    /// A dev-profile entry of a tiny video, for unit tests.
+    pub fn fixture(key: &str, scene: SceneId) -> Entry {
+        Entry {
+            key: key.into(),
+            scene,
+            profile: "dev".into(),
+            video_hash: String::new(),
+            info: VideoInfo::fixture(15, 1),
+            render_seconds: 1.0,
+            created: now_unix(),
+            log_tail: String::new(),
+            video: PathBuf::new(),
+        }
+    }
+}
+
 pub fn now_unix() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -183,17 +201,7 @@ mod tests {
     use super::*;
 
     fn entry(key: &str) -> Entry {
-        Entry {
-            key: key.into(),
-            scene: SceneId("scenes/a.py:A".into()),
-            profile: "dev".into(),
-            video_hash: String::new(),
-            info: VideoInfo::fixture(15, 1),
-            render_seconds: 1.0,
-            created: now_unix(),
-            log_tail: String::new(),
-            video: PathBuf::new(),
-        }
+        Entry::fixture(key, SceneId("scenes/a.py:A".into()))
     }
 
     #[test]

@@ -242,47 +242,33 @@ fn make_narration(p: &TestProject, n: &Narration) -> u64 {
     let tail = tmp.join(format!("{}.tail.wav", n.file));
     let pad = format!("{:.4}", n.seconds - BEEP_S - MARK_S);
     let vol = TONE_VOL.to_string();
-    run_tool(
-        "sox",
-        &[
-            "-n",
-            "-r",
-            &rate,
-            "-c",
-            &ch,
-            "-b",
-            "16",
-            head.to_str().unwrap(),
-            "synth",
-            &BEEP_S.to_string(),
-            "sine",
-            "1000",
-            "vol",
-            &vol,
-            "pad",
-            "0",
-            &pad,
-        ],
-    );
-    run_tool(
-        "sox",
-        &[
-            "-n",
-            "-r",
-            &rate,
-            "-c",
-            &ch,
-            "-b",
-            "16",
-            tail.to_str().unwrap(),
-            "synth",
-            &MARK_S.to_string(),
-            "sine",
-            "2000",
-            "vol",
-            &vol,
-        ],
-    );
+    // A sine tone of `secs` at `freq` Hz, then `pad` seconds of silence.
+    let tone = |path: &Path, secs: f64, freq: &str, pad: &str| {
+        run_tool(
+            "sox",
+            &[
+                "-n",
+                "-r",
+                &rate,
+                "-c",
+                &ch,
+                "-b",
+                "16",
+                path.to_str().unwrap(),
+                "synth",
+                &secs.to_string(),
+                "sine",
+                freq,
+                "vol",
+                &vol,
+                "pad",
+                "0",
+                pad,
+            ],
+        );
+    };
+    tone(&head, BEEP_S, "1000", &pad);
+    tone(&tail, MARK_S, "2000", "0");
     let out = p.path().join("audio").join(n.file);
     std::fs::create_dir_all(out.parent().unwrap()).unwrap();
     run_tool(
