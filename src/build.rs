@@ -4,23 +4,25 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures::StreamExt;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::discover::{self, Discovery};
 use crate::error::Error;
-use crate::fingerprint::SharedInputs;
+use crate::fingerprint::{Fingerprinter, Inputs, explain};
+use crate::hashcache::HashCache;
 use crate::media::Ffmpeg;
 use crate::messages::{Message, SceneStatus};
-use crate::mux::{self, Segment};
+use crate::mux::{self, MuxInput, Segment};
 use crate::plan::{self, Action};
 use crate::project::Project;
 use crate::render::{RenderFailure, RenderJob, Renderer};
-use crate::report::{Reporter, Timer, user_traceback};
+use crate::report::{Finished, Reporter, Timer, user_traceback};
 use crate::scene::{SceneError, SceneId};
 use crate::settings::{BuildSettings, Overrides};
 use crate::stitch;
-use crate::store::{Entry, LocalStore, Store, now_unix};
+use crate::store::{Entry, LocalStore, Lookup, Store, now_unix};
 
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
@@ -65,65 +67,234 @@ pub fn output_path(
     }
 }
 
+/// Everything known before anything renders: the scenes, their inputs and
+/// keys, and the store. Shared by `build` and `status`.
+pub struct Prepared {
+    pub settings: BuildSettings,
+    pub discovery: Discovery,
+    pub inputs: Vec<Inputs>,
+    pub keys: Vec<String>,
+    pub fingerprinter: Arc<Fingerprinter>,
+    pub hashes: Arc<HashCache>,
+    pub store: Arc<LocalStore>,
+}
+
+pub async fn prepare(
+    project: &Project,
+    overrides: &Overrides,
+    python: &Path,
+    cancel: &CancellationToken,
+) -> Result<Prepared, Error> {
+    let settings = BuildSettings::resolve(&project.config, overrides);
+    let state = project.state_dir();
+    let versions = crate::toolchain::versions(python, &state.join("toolchain.json")).await?;
+    let hashes = Arc::new(HashCache::load(state.join("hashes.json")));
+    let fingerprinter = Arc::new(Fingerprinter::new(
+        project,
+        settings.render.clone(),
+        versions.clone(),
+        hashes.clone(),
+    ));
+    let discovery = discover::discover(project, python, &versions, &fingerprinter, cancel).await?;
+    let inputs = discovery
+        .scenes
+        .iter()
+        .map(|s| fingerprinter.inputs(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let keys = inputs.iter().map(Inputs::key).collect();
+    let store = Arc::new(LocalStore::open(state.join("cache"), hashes.clone()));
+    Ok(Prepared {
+        settings,
+        discovery,
+        inputs,
+        keys,
+        fingerprinter,
+        hashes,
+        store,
+    })
+}
+
+/// Why scene `i` needs rendering: the difference from its last render.
+pub fn why_stale(p: &Prepared, i: usize, corrupt: Option<&str>) -> Vec<String> {
+    if let Some(c) = corrupt {
+        return vec![format!("cache entry corrupt ({c})")];
+    }
+    let scene = &p.discovery.scenes[i];
+    let prev = match p.store.latest(&scene.id, p.settings.profile.name()) {
+        Ok(Lookup::Hit(e)) => e.inputs,
+        _ => None,
+    };
+    let why = explain(prev.as_ref(), &p.inputs[i]);
+    if why.is_empty() {
+        // Same inputs as the last render, but that is not in the cache
+        // (evicted by `cache gc`, or rendered in another profile's folder).
+        vec!["not in the cache".into()]
+    } else {
+        why
+    }
+}
+
 /// The result of one scene's render task.
 enum Done {
     Rendered(Entry, f64),
+    /// Another parender process rendered it while this one waited.
+    CachedMeanwhile(Entry),
     Failed(SceneError, String, f64),
 }
 
-/// One scene's render, run on its own task: render, probe, store, report.
+/// One scene's render, run on its own task: lock, render, check that the
+/// inputs did not change meanwhile, store, report.
 struct RenderTask {
     job: RenderJob,
-    key: String,
+    inputs: Inputs,
+    why: Vec<String>,
     profile: String,
     renderer: Arc<dyn Renderer>,
-    store: Arc<dyn Store>,
+    store: Arc<LocalStore>,
+    fingerprinter: Arc<Fingerprinter>,
     ffmpeg: Ffmpeg,
     reporter: Arc<Reporter>,
     cancel: CancellationToken,
 }
 
+/// How often a render is retried when its inputs keep changing under it.
+const MAX_ATTEMPTS: usize = 3;
+
 impl RenderTask {
-    async fn run(self) -> Done {
+    async fn run(mut self) -> Done {
         let id = self.job.scene.id.0.clone();
-        self.reporter.scene_started(&id);
-        let t = Timer::start();
-        let progress = |n: u32| self.reporter.scene_progress(&id, n);
-        let result = self
-            .renderer
-            .render(&self.job, &progress, &self.cancel)
-            .await;
-        let secs = t.secs();
-        let done = match result {
-            Ok(out) => match self.store_render(&out.video, out.log_tail, secs).await {
-                Ok(e) => Done::Rendered(e, secs),
-                Err(e) => Done::Failed(SceneError::plain(e.to_string()), String::new(), secs),
-            },
-            Err(f) => {
-                let detail = match &f {
-                    RenderFailure::Failed {
-                        traceback,
-                        log_tail,
-                        ..
-                    } if traceback.is_empty() => log_tail.clone(),
-                    RenderFailure::Failed { traceback, .. } => {
-                        user_traceback(traceback, &self.job.project_root)
-                    }
-                    _ => String::new(),
-                };
-                Done::Failed(f.error(), detail, secs)
+        let (store, scene, profile) = (
+            self.store.clone(),
+            self.job.scene.id.clone(),
+            self.profile.clone(),
+        );
+        let lock = tokio::task::spawn_blocking(move || store.lock_scene(&scene, &profile)).await;
+        let _lock = match lock {
+            Ok(Ok(l)) => l,
+            Ok(Err(e)) => {
+                return self.finish(
+                    &id,
+                    Done::Failed(SceneError::plain(e.to_string()), String::new(), 0.0),
+                );
+            }
+            Err(e) => {
+                return self.finish(
+                    &id,
+                    Done::Failed(SceneError::plain(e.to_string()), String::new(), 0.0),
+                );
             }
         };
-        // Free the render's media folder as soon as its video is stored.
-        let _ = std::fs::remove_dir_all(&self.job.media_dir);
-        match &done {
-            Done::Rendered(_, s) => {
-                self.reporter
-                    .scene_finished(&id, SceneStatus::Rendered, *s, None, None)
+        if self.cancel.is_cancelled() {
+            return Done::Failed(SceneError::plain("cancelled"), String::new(), 0.0);
+        }
+        // Another process may have rendered it while we waited for the lock.
+        if let Ok(Lookup::Hit(e)) = self.store.get(&self.job.key) {
+            return self.finish(&id, Done::CachedMeanwhile(*e));
+        }
+        self.reporter.scene_started(&id, &self.why);
+        let t = Timer::start();
+        let mut attempt = 0;
+        let done = loop {
+            attempt += 1;
+            let progress = |n: u32| self.reporter.scene_progress(&id, n);
+            let result = self
+                .renderer
+                .render(&self.job, &progress, &self.cancel)
+                .await;
+            let secs = t.secs();
+            match result {
+                Ok(out) => {
+                    // An input edited during the render must not be stored
+                    // under the new content's key: hash again and compare.
+                    self.fingerprinter.refresh(&self.inputs);
+                    let now = match self.fingerprinter.inputs(&self.job.scene) {
+                        Ok(i) => i,
+                        Err(e) => {
+                            break Done::Failed(
+                                SceneError::plain(e.to_string()),
+                                String::new(),
+                                secs,
+                            );
+                        }
+                    };
+                    if now != self.inputs {
+                        if attempt < MAX_ATTEMPTS {
+                            self.reporter.warning(&format!(
+                                "{id}: its inputs changed during the render ({}); rendering it again",
+                                explain(Some(&self.inputs), &now).join(", ")
+                            ));
+                            self.job.key = now.key();
+                            self.inputs = now;
+                            continue;
+                        }
+                        break Done::Failed(
+                            SceneError::plain(
+                                "its inputs kept changing while it rendered; try again when the edits settle",
+                            ),
+                            String::new(),
+                            secs,
+                        );
+                    }
+                    match self.store_render(&out.video, out.log_tail, secs).await {
+                        Ok(e) => break Done::Rendered(e, secs),
+                        Err(e) => {
+                            break Done::Failed(
+                                SceneError::plain(e.to_string()),
+                                String::new(),
+                                secs,
+                            );
+                        }
+                    }
+                }
+                Err(f) => {
+                    let detail = match &f {
+                        RenderFailure::Failed {
+                            traceback,
+                            log_tail,
+                            ..
+                        } if traceback.is_empty() => log_tail.clone(),
+                        RenderFailure::Failed { traceback, .. } => {
+                            user_traceback(traceback, &self.job.project_root)
+                        }
+                        _ => String::new(),
+                    };
+                    if !matches!(f, RenderFailure::Cancelled) {
+                        let _ = self.store.record_failure(
+                            &self.job.key,
+                            &self.job.scene.id,
+                            Some(&f.error()),
+                        );
+                    }
+                    break Done::Failed(f.error(), detail, secs);
+                }
             }
+        };
+        self.finish(&id, done)
+    }
+
+    fn finish(&self, id: &str, done: Done) -> Done {
+        let report =
+            |status, seconds, error: Option<&SceneError>, detail: Option<&str>, why: &[String]| {
+                self.reporter.scene_finished(&Finished {
+                    scene: id,
+                    status,
+                    seconds,
+                    error,
+                    detail,
+                    why,
+                })
+            };
+        match &done {
+            Done::Rendered(_, s) => report(SceneStatus::Rendered, *s, None, None, &self.why),
+            Done::CachedMeanwhile(_) => report(
+                SceneStatus::Cached,
+                0.0,
+                None,
+                None,
+                &["rendered by another parender process meanwhile".to_string()],
+            ),
             Done::Failed(e, d, s) if !self.cancel.is_cancelled() => {
-                self.reporter
-                    .scene_finished(&id, SceneStatus::Failed, *s, Some(e), Some(d))
+                report(SceneStatus::Failed, *s, Some(e), Some(d), &self.why)
             }
             Done::Failed(..) => {}
         }
@@ -138,7 +309,7 @@ impl RenderTask {
     ) -> Result<Entry, Error> {
         let info = self.ffmpeg.probe_video(video).await?;
         let entry = Entry {
-            key: self.key.clone(),
+            key: self.job.key.clone(),
             scene: self.job.scene.id.clone(),
             profile: self.profile.clone(),
             video_hash: String::new(),
@@ -146,9 +317,60 @@ impl RenderTask {
             render_seconds: secs,
             created: now_unix(),
             log_tail,
+            inputs: Some(self.inputs.clone()),
             video: PathBuf::new(),
         };
         self.store.put(entry, video)
+    }
+}
+
+/// What the last stitch of an output was made from, so an unchanged video
+/// is not stitched again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Published {
+    key: String,
+    size: u64,
+    modified_ns: i128,
+}
+
+fn published_path(state: &Path, output: &Path) -> PathBuf {
+    let h = blake3::hash(output.as_os_str().as_encoded_bytes()).to_hex();
+    state.join("outputs").join(format!("{}.json", &h[..32]))
+}
+
+fn stamp_of(output: &Path) -> Option<(u64, i128)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(output).ok()?;
+    Some((
+        m.len(),
+        m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
+    ))
+}
+
+/// Per-build counts, kept for `parender cache stats`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct BuildStats {
+    pub rendered: usize,
+    pub cached: usize,
+    pub failed: usize,
+    pub when: u64,
+}
+
+pub fn stats_path(project: &Project) -> PathBuf {
+    project.state_dir().join("stats.json")
+}
+
+fn record_stats(project: &Project, s: BuildStats) {
+    let path = stats_path(project);
+    let mut all: Vec<BuildStats> = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    all.push(s);
+    let keep = all.len().saturating_sub(50);
+    all.drain(..keep);
+    if let Ok(bytes) = serde_json::to_vec(&all) {
+        let _ = crate::store::write_atomic(&path, &bytes);
     }
 }
 
@@ -160,15 +382,13 @@ pub async fn build(
     cancel: &CancellationToken,
 ) -> Result<BuildOutcome, Error> {
     let timer = Timer::start();
-    let settings = BuildSettings::resolve(&project.config, &opts.overrides);
-    let Discovery {
-        scenes,
-        broken,
-        versions,
-        warnings,
-    } = discover::discover(project, &services.python, cancel).await?;
-    let mut warnings = warnings;
-    let selected = discover::select(&scenes, &opts.scenes)?;
+    let p = prepare(project, &opts.overrides, &services.python, cancel).await?;
+    let settings = &p.settings;
+    let scenes = &p.discovery.scenes;
+    let broken = &p.discovery.broken;
+    let versions = &p.discovery.versions;
+    let mut warnings = p.discovery.warnings.clone();
+    let selected = discover::select(scenes, &opts.scenes)?;
     // Scenes in files Python cannot load; they count as failed in full builds.
     let broken_scenes: usize = if opts.scenes.is_empty() {
         broken.iter().map(|b| b.classes.len().max(1)).sum()
@@ -177,7 +397,6 @@ pub async fn build(
     };
 
     let state = project.state_dir();
-    let store: Arc<dyn Store> = Arc::new(LocalStore::open(state.join("cache")));
     let tmp_root = state.join("tmp");
     std::fs::create_dir_all(&tmp_root).map_err(|e| Error::io(&tmp_root, e))?;
     // Everything temporary lives here and is removed when this is dropped:
@@ -187,19 +406,12 @@ pub async fn build(
         .tempdir_in(&tmp_root)
         .map_err(|e| Error::io(&tmp_root, e))?;
 
-    let mut scene_files: Vec<String> = scenes.iter().map(|s| s.file.clone()).collect();
-    scene_files.extend(broken.iter().map(|b| b.file.clone()));
-    let shared = SharedInputs::collect(project, &scene_files, &settings.render, &versions)?;
-    let keys = scenes
-        .iter()
-        .map(|s| shared.scene_key(project, s))
-        .collect::<Result<Vec<_>, _>>()?;
     let steps = plan::plan(
-        &scenes,
+        scenes,
         &selected,
-        &keys,
+        &p.keys,
         settings.profile.name(),
-        store.as_ref(),
+        p.store.as_ref(),
         &mut warnings,
     )?;
     for w in &warnings {
@@ -241,7 +453,7 @@ pub async fn build(
     let mut failed: Vec<(String, usize, String, SceneError)> = Vec::new();
     // A file Python cannot load fails every scene in it.
     if opts.scenes.is_empty() {
-        for b in &broken {
+        for b in broken {
             let detail = user_traceback(&b.traceback, &project.root);
             let classes = if b.classes.is_empty() {
                 vec!["<module>".to_string()]
@@ -250,13 +462,14 @@ pub async fn build(
             };
             for (n, class) in classes.iter().enumerate() {
                 let id = SceneId::new(&b.file, class);
-                reporter.scene_finished(
-                    id.as_str(),
-                    SceneStatus::Failed,
-                    0.0,
-                    Some(&b.error),
-                    Some(&detail),
-                );
+                reporter.scene_finished(&Finished {
+                    scene: id.as_str(),
+                    status: SceneStatus::Failed,
+                    seconds: 0.0,
+                    error: Some(&b.error),
+                    detail: Some(&detail),
+                    why: &[format!("{} cannot be loaded", b.file)],
+                });
                 let short = b.file.rsplit('/').next().unwrap_or(&b.file);
                 failed.push((
                     b.file.clone(),
@@ -268,40 +481,50 @@ pub async fn build(
         }
     }
 
-    let to_render: Vec<usize> = steps
-        .iter()
-        .filter(|s| matches!(s.action, Action::Render))
-        .map(|s| s.index)
-        .collect();
     let mut cached = 0;
     for s in &steps {
         if let Action::Fresh(_) = s.action {
-            reporter.scene_finished(
-                scenes[s.index].id.as_str(),
-                SceneStatus::Cached,
-                0.0,
-                None,
-                None,
-            );
+            reporter.scene_finished(&Finished {
+                scene: scenes[s.index].id.as_str(),
+                status: SceneStatus::Cached,
+                seconds: 0.0,
+                error: None,
+                detail: None,
+                why: &["reused: no input changed".to_string()],
+            });
             cached += 1;
         }
     }
 
+    let to_render: Vec<(usize, Option<String>)> = steps
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::Render { corrupt } => Some((s.index, corrupt.clone())),
+            _ => None,
+        })
+        .collect();
     reporter.start_progress(to_render.len());
     let semaphore = Arc::new(Semaphore::new(settings.jobs));
     let mut tasks = tokio::task::JoinSet::new();
-    for &i in &to_render {
+    for (i, corrupt) in to_render {
+        let media = state
+            .join("media")
+            .join(settings.profile.name())
+            .join(&blake3::hash(scenes[i].id.0.as_bytes()).to_hex()[..16]);
         let task = RenderTask {
             job: RenderJob {
                 scene: scenes[i].clone(),
                 settings: settings.render.clone(),
                 project_root: project.root.clone(),
-                media_dir: scratch.path().join(format!("render-{i}")),
+                media_dir: media,
+                key: p.keys[i].clone(),
             },
-            key: keys[i].clone(),
+            inputs: p.inputs[i].clone(),
+            why: why_stale(&p, i, corrupt.as_deref()),
             profile: settings.profile.name().to_string(),
             renderer: services.renderer.clone(),
-            store: store.clone(),
+            store: p.store.clone(),
+            fingerprinter: p.fingerprinter.clone(),
             ffmpeg: services.ffmpeg.clone(),
             reporter: reporter.clone(),
             cancel: cancel.clone(),
@@ -325,6 +548,10 @@ pub async fn build(
                 entries[i] = Some(e);
                 rendered += 1;
             }
+            Done::CachedMeanwhile(e) => {
+                entries[i] = Some(e);
+                cached += 1;
+            }
             Done::Failed(e, _, _) => failed.push((
                 scenes[i].file.clone(),
                 scenes[i].line.unwrap_or(0) as usize,
@@ -335,18 +562,19 @@ pub async fn build(
     }
     reporter.finish_progress();
     if cancel.is_cancelled() {
+        p.hashes.save();
         return Err(Error::Interrupted);
     }
     for s in steps {
         match s.action {
             Action::Fresh(e) | Action::Reuse { entry: e, .. } => entries[s.index] = Some(e),
-            Action::Render | Action::Missing => {}
+            Action::Render { .. } | Action::Missing => {}
         }
     }
 
     let total = scenes.len() + broken_scenes;
     let ok = rendered + cached;
-    let output = output_path(project, &settings, opts.output.as_deref());
+    let output = output_path(project, settings, opts.output.as_deref());
     let mut written = None;
     let mut duration = None;
     let available: Vec<(usize, Entry)> = entries
@@ -359,11 +587,11 @@ pub async fn build(
     } else if available.is_empty() {
         reporter.warning("no scene rendered, so no final video was written");
     } else {
-        reporter.status("Stitching", &format!("{} scenes", available.len()));
         let gap = project.config.gap.map(|g| g.0.as_secs_f64()).unwrap_or(0.0);
         let last = available.len() - 1;
-        let work = scratch.path().join("mux");
+        let mux_cache = p.store.dir().join("mux");
         let ff = &services.ffmpeg;
+        let hashes = &p.hashes;
         let segments: Vec<Result<Segment, Error>> =
             futures::stream::iter(available.iter().enumerate())
                 .map(|(n, (i, e))| {
@@ -374,16 +602,20 @@ pub async fn build(
                         (gap * e.info.fps_num as f64 / e.info.fps_den as f64).round() as u64
                     };
                     let audio = scene.audio.as_ref().map(|a| project.root.join(a));
-                    let work = work.join(n.to_string());
+                    let mux_cache = &mux_cache;
                     async move {
                         mux::mux(
                             ff,
-                            &scene.id,
-                            &e.video,
-                            &e.info,
-                            audio.as_deref(),
-                            gap_frames,
-                            &work,
+                            &MuxInput {
+                                scene: &scene.id,
+                                video: &e.video,
+                                video_hash: &e.video_hash,
+                                info: &e.info,
+                                audio: audio.as_deref(),
+                                gap_frames,
+                            },
+                            mux_cache,
+                            hashes,
                         )
                         .await
                     }
@@ -395,18 +627,62 @@ pub async fn build(
         if cancel.is_cancelled() {
             return Err(Error::Interrupted);
         }
-        let stitched =
+        // The stitch's key: every piece and narration, in order.
+        let mut h = blake3::Hasher::new();
+        h.update(b"parender-stitch-v1\0");
+        for s in &segments {
+            for piece in &s.pieces {
+                h.update(piece.as_os_str().as_encoded_bytes());
+                h.update(b"\0");
+            }
+            h.update(format!("{}\0{:?}\0", s.frames, s.pcm).as_bytes());
+        }
+        let stitch_key = h.finalize().to_hex().to_string();
+        let record = published_path(&state, &output);
+        let previous: Option<Published> = std::fs::read(&record)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let unchanged = match (&previous, stamp_of(&output)) {
+            (Some(prev), Some((size, modified_ns))) => {
+                prev.key == stitch_key && prev.size == size && prev.modified_ns == modified_ns
+            }
+            _ => false,
+        };
+        let seconds: f64 = segments.iter().map(Segment::seconds).sum();
+        if unchanged {
+            reporter.status(
+                "Fresh",
+                &format!("{} (nothing changed)", project.relative(&output)),
+            );
+        } else {
+            reporter.status("Stitching", &format!("{} scenes", segments.len()));
             stitch::stitch(ff, &segments, &scratch.path().join("stitch"), &output).await?;
-        duration = Some(stitched.seconds);
-        written = Some(stitched.output);
+            if let Some((size, modified_ns)) = stamp_of(&output) {
+                let rec = Published {
+                    key: stitch_key,
+                    size,
+                    modified_ns,
+                };
+                if let Ok(bytes) = serde_json::to_vec(&rec) {
+                    let _ = crate::store::write_atomic(&record, &bytes);
+                }
+            }
+        }
+        duration = Some(seconds);
+        written = Some(output.clone());
     }
+    p.hashes.save();
+    record_stats(
+        project,
+        BuildStats {
+            rendered,
+            cached,
+            failed: failed.len(),
+            when: now_unix(),
+        },
+    );
 
     let success = failed.is_empty() && written.is_some();
-    let shown = written.as_ref().map(|p| {
-        p.strip_prefix(&project.root)
-            .map(|r| r.display().to_string())
-            .unwrap_or_else(|_| p.display().to_string())
-    });
     reporter.emit(&Message::BuildFinished {
         success,
         output: written.as_ref().map(|p| p.display().to_string()),
@@ -417,10 +693,14 @@ pub async fn build(
         duration: duration.map(|d| (d * 1000.0).round() / 1000.0),
     });
     if !reporter.is_json() {
-        if let (Some(p), Some(d)) = (&shown, duration) {
+        if let (Some(p), Some(d)) = (&written, duration) {
             reporter.status(
                 "Finished",
-                &format!("{p} ({d:.2} s of video) in {:.1}s", timer.secs()),
+                &format!(
+                    "{} ({d:.2} s of video) in {:.2}s",
+                    project.relative(p),
+                    timer.secs()
+                ),
             );
         }
         if !failed.is_empty() {

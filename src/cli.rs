@@ -35,6 +35,20 @@ pub enum Command {
     Build(BuildArgs),
     /// List the scenes in build order with their audio (a dry view of `build`)
     Scenes(ScenesArgs),
+    /// Show every scene as fresh, stale (and why) or failed, without rendering
+    Status(StatusArgs),
+    /// Inspect or trim the render cache
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+        #[arg(long, value_name = "DIR", global = true)]
+        project: Option<PathBuf>,
+    },
+    /// Remove parender's cache (.parender/) and outputs (out/); nothing else
+    Clean {
+        #[arg(long, value_name = "DIR")]
+        project: Option<PathBuf>,
+    },
     /// Create a new project skeleton
     Init {
         /// Folder for the new project (default: the current folder)
@@ -67,6 +81,9 @@ pub struct BuildArgs {
     /// Write no final video when any scene failed
     #[arg(long)]
     pub strict: bool,
+    /// Say why each scene was rendered (what changed) or reused
+    #[arg(long)]
+    pub explain: bool,
     /// Output format for messages
     #[arg(long, value_enum, default_value = "human", value_name = "FMT")]
     pub message_format: MessageFormat,
@@ -74,6 +91,34 @@ pub struct BuildArgs {
     /// video still includes every other scene's last render
     #[arg(value_name = "SCENE")]
     pub scenes: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Entries, size, and how well the cache served the last builds
+    Stats,
+    /// Evict least recently used renders until the cache fits
+    Gc {
+        /// Size to trim to, e.g. 500MB or 2GB (default: `cache_max_size`, else 2GB)
+        #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+        max_size: Option<u64>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[arg(long, value_name = "DIR")]
+    pub project: Option<PathBuf>,
+    #[arg(long)]
+    pub release: bool,
+    #[arg(long, short = 'q', value_name = "Q", value_parser = parse_quality)]
+    pub quality: Option<Quality>,
+    #[arg(long, value_enum, default_value = "human", value_name = "FMT")]
+    pub message_format: MessageFormat,
+}
+
+fn parse_size_arg(s: &str) -> Result<u64, String> {
+    crate::config::parse_size(s).ok_or_else(|| "expected a size like 500MB or 2GB".into())
 }
 
 #[derive(Debug, Args)]
@@ -140,6 +185,27 @@ async fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Doctor { project } => crate::doctor::doctor(project.as_deref()).await,
+        Command::Status(args) => {
+            let reporter = Reporter::new(args.message_format);
+            match crate::status::status(&args, &reporter).await {
+                Ok(code) => code,
+                Err(e) => fail(&reporter, e),
+            }
+        }
+        Command::Cache { command, project } => {
+            let reporter = Reporter::new(MessageFormat::Human);
+            match crate::status::cache(command, project.as_deref()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&reporter, e),
+            }
+        }
+        Command::Clean { project } => {
+            let reporter = Reporter::new(MessageFormat::Human);
+            match crate::status::clean(project.as_deref(), &reporter) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&reporter, e),
+            }
+        }
     }
 }
 
@@ -173,7 +239,9 @@ fn cancel_on_signals() -> CancellationToken {
 }
 
 async fn run_build(args: BuildArgs) -> ExitCode {
-    let reporter = Arc::new(Reporter::new(args.message_format));
+    let mut reporter = Reporter::new(args.message_format);
+    reporter.explain = args.explain;
+    let reporter = Arc::new(reporter);
     let project = match Project::open(args.project.as_deref()) {
         Ok(p) => p,
         Err(e) => return fail(&reporter, e),
@@ -182,14 +250,25 @@ async fn run_build(args: BuildArgs) -> ExitCode {
         Ok(t) => t,
         Err(e) => return fail(&reporter, e),
     };
+    let ffmpeg = Ffmpeg {
+        ffmpeg: tools.ffmpeg.clone(),
+        ffprobe: tools.ffprobe.clone(),
+    };
+    // PARENDER_FAKE_RENDERER=1: a fast stand-in for Manim, for tests of the
+    // cache and the pipeline around it (documented in the README).
+    let renderer: Arc<dyn crate::render::Renderer> =
+        if std::env::var_os("PARENDER_FAKE_RENDERER").is_some_and(|v| v == "1") {
+            Arc::new(crate::render::FakeRenderer {
+                ffmpeg: ffmpeg.clone(),
+            })
+        } else {
+            Arc::new(ManimRenderer {
+                python: tools.python.clone(),
+            })
+        };
     let services = Services {
-        renderer: Arc::new(ManimRenderer {
-            python: tools.python.clone(),
-        }),
-        ffmpeg: Ffmpeg {
-            ffmpeg: tools.ffmpeg.clone(),
-            ffprobe: tools.ffprobe.clone(),
-        },
+        renderer,
+        ffmpeg,
         python: tools.python.clone(),
     };
     let opts = BuildOptions {
@@ -213,7 +292,14 @@ async fn run_build(args: BuildArgs) -> ExitCode {
 async fn list_scenes(args: &ScenesArgs, reporter: &Reporter) -> Result<(), Error> {
     let project = Project::open(args.project.as_deref())?;
     let (python, _) = Toolchain::resolve_python(&project)?;
-    let d = crate::discover::discover(&project, &python, &CancellationToken::new()).await?;
+    let d = crate::build::prepare(
+        &project,
+        &Overrides::default(),
+        &python,
+        &CancellationToken::new(),
+    )
+    .await?
+    .discovery;
     for w in &d.warnings {
         reporter.warning(w);
     }

@@ -38,6 +38,10 @@ pub struct Config {
     pub python: Option<String>,
     /// The `manim` command to use; its interpreter is read from its `#!` line.
     pub manim: Option<String>,
+    /// Changing it invalidates every cached render on purpose.
+    pub cache_salt: Option<String>,
+    /// Size the cache is trimmed to by `parender cache gc` (default "2GB").
+    pub cache_max_size: Option<ByteSize>,
     /// Extra arguments passed to every Manim render.
     #[serde(default)]
     pub manim_args: Vec<String>,
@@ -156,6 +160,51 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     };
     let secs = n * scale;
     (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+/// A size in bytes, written as a number or `"500MB"`, `"2GB"`, `"750KiB"`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ByteSize(pub u64);
+
+/// Parses `"2GB"`, `"500 MB"`, `"750KiB"`, `"1024"`.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let v = n * scale;
+    (v.is_finite() && v >= 0.0).then_some(v as u64)
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        let bad = || {
+            de::Error::custom("invalid size: expected bytes or a string like \"2GB\", \"500MB\"")
+        };
+        match Raw::deserialize(d).map_err(|_| bad())? {
+            Raw::N(n) => Ok(ByteSize(n)),
+            Raw::S(s) => parse_size(&s).map(ByteSize).ok_or_else(bad),
+        }
+    }
 }
 
 /// A positive number of parallel renders.
@@ -414,6 +463,17 @@ audio = false
         assert_eq!(parse_duration("1.5"), Some(Duration::from_millis(1500)));
         assert_eq!(parse_duration("x"), None);
         assert_eq!(parse_duration("5 parsecs"), None);
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("2GB"), Some(2_000_000_000));
+        assert_eq!(parse_size("500 MB"), Some(500_000_000));
+        assert_eq!(parse_size("1KiB"), Some(1024));
+        assert_eq!(parse_size("12"), Some(12));
+        assert_eq!(parse_size("lots"), None);
+        assert!(parse("cache_max_size = \"1GB\"\ncache_salt = \"x\"").is_ok());
+        assert!(parse("cache_max_size = \"big\"").is_err());
     }
 
     #[test]

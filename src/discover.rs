@@ -9,11 +9,14 @@ use std::cmp::Ordering;
 use std::path::Path;
 use std::time::Duration;
 
-use serde::Deserialize;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
+use crate::fingerprint::Fingerprinter;
 use crate::project::Project;
 use crate::scene::{Scene, SceneError, SceneId};
 
@@ -23,10 +26,13 @@ const DISCOVER_PY: &str = include_str!("../python/discover.py");
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Deserialize)]
-struct Report {
-    python: String,
+struct PythonReport {
     manim: Option<String>,
     manim_error: Option<PyError>,
+    files: Vec<FileReport>,
+}
+
+struct Report {
     files: Vec<FileReport>,
 }
 
@@ -37,7 +43,7 @@ struct FileReport {
     error: Option<PyError>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct FoundClass {
     class: String,
     line: Option<u32>,
@@ -64,7 +70,7 @@ impl From<&PyError> for SceneError {
 }
 
 /// The versions that go into every fingerprint.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ToolVersions {
     pub python: String,
     pub manim: String,
@@ -158,7 +164,7 @@ async fn ask_python(
     python: &Path,
     files: &[String],
     cancel: &CancellationToken,
-) -> Result<Report, Error> {
+) -> Result<PythonReport, Error> {
     let mut cmd = tokio::process::Command::new(python);
     cmd.arg("-c")
         .arg(DISCOVER_PY)
@@ -198,7 +204,7 @@ async fn ask_python(
     };
     let stdout = String::from_utf8_lossy(&out.stdout);
     let last = stdout.lines().rev().find(|l| l.starts_with('{'));
-    match last.map(serde_json::from_str::<Report>) {
+    match last.map(serde_json::from_str::<PythonReport>) {
         Some(Ok(r)) => Ok(r),
         _ => Err(Error::Discovery {
             message: format!(
@@ -211,22 +217,72 @@ async fn ask_python(
     }
 }
 
-/// Finds every scene, orders it and pairs it with its audio.
+/// Which classes a file defines, remembered per file by a key over the
+/// toolchain and the content of the file's local import closure (a base
+/// class may come from a helper module).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Remembered {
+    key: String,
+    scenes: Vec<FoundClass>,
+}
+
+fn discovery_key(
+    fp: &Fingerprinter,
+    versions: &ToolVersions,
+    file: &str,
+    root: &Path,
+) -> Result<Option<String>, Error> {
+    let closure = fp.closure(file)?;
+    if !closure.uncertain.is_empty() {
+        return Ok(None);
+    }
+    let mut h = blake3::Hasher::new();
+    h.update(format!("discover-v1\0{}\0{}\0", versions.python, versions.manim).as_bytes());
+    for m in &closure.modules {
+        let Some(hash) = fp.hashes.hash(&root.join(m))? else {
+            return Ok(None);
+        };
+        h.update(format!("{m}\0{hash}\0").as_bytes());
+    }
+    Ok(Some(h.finalize().to_hex().to_string()))
+}
+
+/// Finds every scene, orders it and pairs it with its audio. Python is
+/// asked only about files whose closure changed since it last answered.
 pub async fn discover(
     project: &Project,
     python: &Path,
+    versions: &ToolVersions,
+    fp: &Fingerprinter,
     cancel: &CancellationToken,
 ) -> Result<Discovery, Error> {
     let files = scene_files(project)?;
-    let report = ask_python(project, python, &files, cancel).await?;
-    let manim = match (&report.manim, &report.manim_error) {
-        (Some(v), _) => v.clone(),
-        (None, err) => {
+    let memo_path = project.state_dir().join("discovery.json");
+    let mut memo: BTreeMap<String, Remembered> = std::fs::read(&memo_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let mut keys = BTreeMap::new();
+    let mut ask = Vec::new();
+    for f in &files {
+        let key = discovery_key(fp, versions, f, &project.root)?;
+        let known = matches!((&key, memo.get(f)), (Some(k), Some(r)) if &r.key == k);
+        if !known {
+            ask.push(f.clone());
+        }
+        keys.insert(f.clone(), key);
+    }
+    let mut answers: BTreeMap<String, FileReport> = BTreeMap::new();
+    if !ask.is_empty() {
+        let report = ask_python(project, python, &ask, cancel).await?;
+        if report.manim.is_none() {
             return Err(Error::Toolchain {
                 message: format!(
                     "Manim cannot be imported by `{}`: {}",
                     python.display(),
-                    err.as_ref()
+                    report
+                        .manim_error
+                        .as_ref()
                         .map(|e| e.message.as_str())
                         .unwrap_or("unknown error")
                 ),
@@ -237,7 +293,43 @@ pub async fn discover(
                 ),
             });
         }
-    };
+        for f in report.files {
+            answers.insert(f.file.clone(), f);
+        }
+    }
+    let mut reports = Vec::new();
+    for f in &files {
+        match answers.remove(f) {
+            Some(r) => {
+                if r.error.is_none()
+                    && let Some(Some(key)) = keys.get(f)
+                {
+                    memo.insert(
+                        f.clone(),
+                        Remembered {
+                            key: key.clone(),
+                            scenes: r.scenes.clone(),
+                        },
+                    );
+                } else {
+                    memo.remove(f);
+                }
+                reports.push(r);
+            }
+            None => reports.push(FileReport {
+                file: f.clone(),
+                scenes: memo.get(f).map(|r| r.scenes.clone()).unwrap_or_default(),
+                error: None,
+            }),
+        }
+    }
+    memo.retain(|f, _| files.contains(f));
+    if !ask.is_empty()
+        && let Ok(bytes) = serde_json::to_vec(&memo)
+    {
+        let _ = crate::store::write_atomic(&memo_path, &bytes);
+    }
+    let report = Report { files: reports };
     let mut found = Vec::new();
     let mut broken = Vec::new();
     for f in &report.files {
@@ -275,10 +367,7 @@ pub async fn discover(
     Ok(Discovery {
         scenes,
         broken,
-        versions: ToolVersions {
-            python: report.python,
-            manim,
-        },
+        versions: versions.clone(),
         warnings,
     })
 }

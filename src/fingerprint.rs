@@ -1,78 +1,301 @@
 //! Fingerprints: the cache key of a scene's render, a blake3 hash over a
-//! canonical description of everything that can change its pixels.
+//! canonical description of everything that can change its pixels, and only
+//! that:
+//! - the scene's file and every local module it imports, transitively;
+//! - every project file its code names as an asset, by content;
+//! - the `manim.cfg` files Manim reads for it (project root, the scene's
+//!   folder, the user's config);
+//! - the render settings, the Python and Manim versions, parender's render
+//!   format and the user's `cache_salt`.
 //!
-//! This first version is deliberately coarse so it never serves a stale
-//! video for the common cases: the scene's own file, every non-scene file
-//! under the scene folder (helper modules, assets kept beside the scenes),
-//! the `manim.cfg` files Manim reads (the project root's; one beside the
-//! scenes is under the scene folder), the render settings and the toolchain.
-//! Precise import and asset tracking replaces the folder digest later.
-use std::path::Path;
+//! Where the source leaves the inputs open (an import or asset path computed
+//! at run time) every project file counts, so an edit anywhere re-renders the
+//! scene: parender errs toward re-rendering, never toward a stale video.
+//! [`explain`] compares two descriptions and says why a scene is stale.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 
-use crate::discover::{ToolVersions, walk};
+use serde::{Deserialize, Serialize};
+
+use crate::discover::ToolVersions;
 use crate::error::Error;
+use crate::hashcache::HashCache;
 use crate::project::Project;
+use crate::pydeps::{Analyzer, Closure};
 use crate::scene::Scene;
 use crate::settings::RenderSettings;
 
 /// Bumped whenever what parender stores for a render changes meaning.
-pub const RENDER_FORMAT: &str = "parender-render-v1";
+pub const RENDER_FORMAT: &str = "parender-render-v2";
 
-/// What every scene's key shares in one build.
-#[derive(Debug, Clone)]
-pub struct SharedInputs {
-    digest: blake3::Hash,
+/// The key material of one render, stored with its cache entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Inputs {
+    pub format: String,
+    pub scene: String,
+    /// Project-relative path (or `~/.config/manim/manim.cfg`) → blake3.
+    pub files: BTreeMap<String, String>,
+    pub settings: RenderSettings,
+    pub versions: ToolVersions,
+    pub salt: Option<String>,
+    /// Why the file set is "everything" rather than a known closure.
+    pub uncertain: Vec<String>,
 }
 
-fn hash_file_into(h: &mut blake3::Hasher, label: &str, path: &Path) -> Result<(), Error> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    h.update(label.as_bytes());
-    h.update(&(bytes.len() as u64).to_le_bytes());
-    h.update(&bytes);
-    Ok(())
+impl Inputs {
+    pub fn key(&self) -> String {
+        let canonical = serde_json::to_vec(self).unwrap_or_default();
+        blake3::hash(&canonical).to_hex().to_string()
+    }
 }
 
-impl SharedInputs {
-    /// `scene_files` are the files that hold scenes (each is hashed into its
-    /// own scenes' keys only, so editing one scene does not invalidate others).
-    pub fn collect(
+/// Why `cur` differs from `prev` (the inputs of the scene's last render),
+/// in words: `never built`, `scenes/common.py changed`, `quality changed low -> high`.
+pub fn explain(prev: Option<&Inputs>, cur: &Inputs) -> Vec<String> {
+    let Some(prev) = prev else {
+        return vec!["never built".into()];
+    };
+    let mut why = Vec::new();
+    if prev.format != cur.format {
+        why.push(format!(
+            "parender render format {} -> {}",
+            prev.format, cur.format
+        ));
+    }
+    let (a, b) = (&prev.settings, &cur.settings);
+    if a.quality != b.quality {
+        why.push(format!("quality changed {} -> {}", a.quality, b.quality));
+    } else if (a.width, a.height) != (b.width, b.height) {
+        why.push(format!(
+            "size changed {}x{} -> {}x{}",
+            a.width, a.height, b.width, b.height
+        ));
+    }
+    if a.fps != b.fps {
+        why.push(format!("fps changed {} -> {}", a.fps, b.fps));
+    }
+    if a.manim_args != b.manim_args {
+        why.push(format!(
+            "manim arguments changed {:?} -> {:?}",
+            a.manim_args, b.manim_args
+        ));
+    }
+    if prev.versions.manim != cur.versions.manim {
+        why.push(format!(
+            "manim {} -> {}",
+            prev.versions.manim, cur.versions.manim
+        ));
+    }
+    if prev.versions.python != cur.versions.python {
+        why.push(format!(
+            "python {} -> {}",
+            prev.versions.python, cur.versions.python
+        ));
+    }
+    if prev.salt != cur.salt {
+        why.push("cache_salt changed".into());
+    }
+    for (path, hash) in &cur.files {
+        match prev.files.get(path) {
+            Some(h) if h == hash => {}
+            Some(_) => why.push(format!("{path} changed")),
+            None => why.push(format!("{path} is a new input")),
+        }
+    }
+    for path in prev.files.keys() {
+        if !cur.files.contains_key(path) {
+            why.push(format!("{path} is no longer an input"));
+        }
+    }
+    if why.is_empty() && prev.uncertain != cur.uncertain {
+        why.push("its dependencies changed".into());
+    }
+    if why.is_empty() && prev.scene != cur.scene {
+        why.push(format!("renamed from {}", prev.scene));
+    }
+    why
+}
+
+/// Computes [`Inputs`] for the scenes of one build.
+pub struct Fingerprinter {
+    root: PathBuf,
+    /// Folders whose files are never inputs (parender's own, the audio).
+    skip: Vec<PathBuf>,
+    settings: RenderSettings,
+    versions: ToolVersions,
+    salt: Option<String>,
+    pub hashes: std::sync::Arc<HashCache>,
+    analyzer: Analyzer,
+    closures: Mutex<BTreeMap<String, Closure>>,
+    everything: OnceLock<BTreeMap<String, PathBuf>>,
+}
+
+fn user_manim_cfg() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME")?;
+    let p = PathBuf::from(home).join(".config/manim/manim.cfg");
+    p.is_file().then_some(p)
+}
+
+impl Fingerprinter {
+    pub fn new(
         project: &Project,
-        scene_files: &[String],
-        settings: &RenderSettings,
-        versions: &ToolVersions,
-    ) -> Result<SharedInputs, Error> {
-        let mut h = blake3::Hasher::new();
-        h.update(RENDER_FORMAT.as_bytes());
-        let s = serde_json::to_string(settings).map_err(|e| Error::Other(e.to_string()))?;
-        h.update(s.as_bytes());
-        h.update(format!("python {}\0manim {}\0", versions.python, versions.manim).as_bytes());
-        let mut others = Vec::new();
-        walk(&project.scenes_dir(), &mut |p| {
-            let rel = project.relative(p);
-            if !scene_files.contains(&rel) && !rel.ends_with(".pyc") {
-                others.push(rel);
-            }
-        })?;
-        others.sort();
-        for rel in &others {
-            hash_file_into(&mut h, rel, &project.root.join(rel))?;
+        settings: RenderSettings,
+        versions: ToolVersions,
+        hashes: std::sync::Arc<HashCache>,
+    ) -> Fingerprinter {
+        Fingerprinter {
+            root: project.root.clone(),
+            skip: vec![
+                project.state_dir(),
+                project.output_dir(),
+                project.audio_dir(),
+            ],
+            settings,
+            versions,
+            salt: project.config.cache_salt.clone(),
+            hashes,
+            analyzer: Analyzer::default(),
+            closures: Mutex::new(BTreeMap::new()),
+            everything: OnceLock::new(),
         }
-        let cfg = project.root.join("manim.cfg");
-        if cfg.is_file() {
-            hash_file_into(&mut h, "manim.cfg", &cfg)?;
-        }
-        Ok(SharedInputs {
-            digest: h.finalize(),
-        })
     }
 
-    /// The key of one scene's render.
-    pub fn scene_key(&self, project: &Project, scene: &Scene) -> Result<String, Error> {
-        let mut h = blake3::Hasher::new();
-        h.update(self.digest.as_bytes());
-        h.update(scene.id.0.as_bytes());
-        h.update(b"\0");
-        hash_file_into(&mut h, &scene.file, &project.root.join(&scene.file))?;
-        Ok(h.finalize().to_hex().to_string())
+    /// The local modules and assets of a scene file (memoised per build).
+    pub fn closure(&self, file: &str) -> Result<Closure, Error> {
+        if let Ok(c) = self.closures.lock()
+            && let Some(found) = c.get(file)
+        {
+            return Ok(found.clone());
+        }
+        let c = self.analyzer.closure(&self.root, file, &self.hashes)?;
+        if let Ok(mut m) = self.closures.lock() {
+            m.insert(file.to_string(), c.clone());
+        }
+        Ok(c)
+    }
+
+    /// Forgets memoised closures and file hashes (before re-checking inputs
+    /// after a render, when files may have changed meanwhile).
+    pub fn refresh(&self, inputs: &Inputs) {
+        if let Ok(mut c) = self.closures.lock() {
+            c.clear();
+        }
+        for path in inputs.files.keys() {
+            self.hashes.forget(&self.root.join(path));
+        }
+    }
+
+    fn all_files(&self) -> Result<&BTreeMap<String, PathBuf>, Error> {
+        if let Some(all) = self.everything.get() {
+            return Ok(all);
+        }
+        let all = crate::pydeps::all_project_files(&self.root, &self.skip)?;
+        Ok(self.everything.get_or_init(|| all))
+    }
+
+    pub fn inputs(&self, scene: &Scene) -> Result<Inputs, Error> {
+        let closure = self.closure(&scene.file)?;
+        let mut files = BTreeMap::new();
+        let mut add = |label: String, path: &Path| -> Result<(), Error> {
+            if let Some(h) = self.hashes.hash(path)? {
+                files.insert(label, h);
+            }
+            Ok(())
+        };
+        if closure.uncertain.is_empty() {
+            for rel in closure.modules.iter().chain(closure.assets.iter()) {
+                add(rel.clone(), &self.root.join(rel))?;
+            }
+        } else {
+            for (rel, path) in self.all_files()? {
+                add(rel.clone(), path)?;
+            }
+        }
+        // manim.cfg: the working folder's, the scene folder's, the user's.
+        add("manim.cfg".into(), &self.root.join("manim.cfg"))?;
+        if let Some(dir) = Path::new(&scene.file).parent()
+            && !dir.as_os_str().is_empty()
+        {
+            let rel = format!("{}/manim.cfg", dir.display());
+            add(rel.clone(), &self.root.join(&rel))?;
+        }
+        if let Some(user) = user_manim_cfg() {
+            add("~/.config/manim/manim.cfg".into(), &user)?;
+        }
+        Ok(Inputs {
+            format: RENDER_FORMAT.into(),
+            scene: scene.id.0.clone(),
+            files,
+            settings: self.settings.clone(),
+            versions: self.versions.clone(),
+            salt: self.salt.clone(),
+            uncertain: closure.uncertain,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::Quality;
+
+    fn inputs() -> Inputs {
+        Inputs {
+            format: RENDER_FORMAT.into(),
+            scene: "scenes/a.py:A".into(),
+            files: BTreeMap::from([
+                ("scenes/a.py".to_string(), "h1".to_string()),
+                ("scenes/common.py".to_string(), "h2".to_string()),
+            ]),
+            settings: RenderSettings {
+                quality: Quality::Low,
+                width: 854,
+                height: 480,
+                fps: 15,
+                manim_args: vec![],
+            },
+            versions: ToolVersions {
+                python: "3.11.7".into(),
+                manim: "0.19.0".into(),
+            },
+            salt: None,
+            uncertain: vec![],
+        }
+    }
+
+    #[test]
+    fn explains_each_kind_of_change() {
+        let a = inputs();
+        assert_eq!(explain(None, &a), vec!["never built"]);
+        assert!(explain(Some(&a), &a).is_empty());
+        assert_eq!(a.key(), inputs().key());
+
+        let mut b = a.clone();
+        b.files.insert("scenes/common.py".into(), "h3".into());
+        assert_eq!(explain(Some(&a), &b), vec!["scenes/common.py changed"]);
+        assert_ne!(a.key(), b.key());
+
+        let mut b = a.clone();
+        b.settings.quality = Quality::High;
+        b.settings.width = 1920;
+        b.settings.height = 1080;
+        b.settings.fps = 60;
+        assert_eq!(
+            explain(Some(&a), &b),
+            vec!["quality changed low -> high", "fps changed 15 -> 60"]
+        );
+
+        let mut b = a.clone();
+        b.versions.manim = "0.19.1".into();
+        b.files.insert("assets/logo.svg".into(), "h9".into());
+        assert_eq!(
+            explain(Some(&a), &b),
+            vec!["manim 0.19.0 -> 0.19.1", "assets/logo.svg is a new input"]
+        );
+
+        let mut b = a.clone();
+        b.salt = Some("v2".into());
+        assert_eq!(explain(Some(&a), &b), vec!["cache_salt changed"]);
     }
 }

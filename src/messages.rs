@@ -31,11 +31,24 @@ pub enum Message {
     },
     SceneStarted {
         scene: String,
+        /// Why it renders: `never built`, `scenes/common.py changed`, ...
+        why: Vec<String>,
     },
     SceneFinished {
         scene: String,
         status: SceneStatus,
         seconds: f64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<SceneError>,
+        /// Why it was rendered, or why it was reused (`reused: no input changed`).
+        why: Vec<String>,
+    },
+    /// `parender status`: one per scene, nothing rendered.
+    SceneStatus {
+        scene: String,
+        /// `fresh`, `stale` or `failed`.
+        status: String,
+        why: Vec<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<SceneError>,
     },
@@ -87,11 +100,13 @@ mod tests {
                 line: Some(14),
                 message: "NameError: name 'x' is not defined".into(),
             }),
+            why: vec!["scenes/common.py changed".into()],
         };
         let v: serde_json::Value = serde_json::to_value(&m).unwrap();
         assert_eq!(v["reason"], "scene-finished");
         assert_eq!(v["status"], "failed");
         assert_eq!(v["error"]["line"], 14);
+        assert_eq!(v["why"][0], "scenes/common.py changed");
         let m = Message::BuildFinished {
             success: true,
             output: Some("out/dev/x.mp4".into()),

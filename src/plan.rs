@@ -6,8 +6,9 @@ use crate::store::{Entry, Lookup, Store};
 
 #[derive(Debug)]
 pub enum Action {
-    /// Stale or never built: render it.
-    Render,
+    /// Stale or never built: render it. `corrupt` says why a cached entry
+    /// with the same key could not be used.
+    Render { corrupt: Option<String> },
     /// The cache holds a render with this exact fingerprint.
     Fresh(Entry),
     /// Not selected for this build: its last render, which may be stale.
@@ -33,6 +34,7 @@ pub fn plan(
 ) -> Result<Vec<Step>, Error> {
     let mut steps = Vec::with_capacity(scenes.len());
     for (i, scene) in scenes.iter().enumerate() {
+        let mut corrupt = None;
         let found = match store.get(&keys[i])? {
             Lookup::Hit(entry) => Some(*entry),
             Lookup::Miss => None,
@@ -41,6 +43,7 @@ pub fn plan(
                     "cache entry of {} is corrupt ({why}); it is not used",
                     scene.id
                 ));
+                corrupt = Some(why);
                 None
             }
         };
@@ -50,7 +53,7 @@ pub fn plan(
                 entry,
                 stale: false,
             },
-            (None, true) => Action::Render,
+            (None, true) => Action::Render { corrupt },
             (None, false) => match store.latest(&scene.id, profile)? {
                 Lookup::Hit(entry) => {
                     warnings.push(format!(
@@ -100,7 +103,10 @@ mod tests {
     #[test]
     fn fresh_stale_reused_and_missing() {
         let t = tempfile::tempdir().unwrap();
-        let store = LocalStore::open(t.path().join("cache"));
+        let store = LocalStore::open(
+            t.path().join("cache"),
+            std::sync::Arc::new(crate::hashcache::HashCache::default()),
+        );
         let v = t.path().join("v.mp4");
         std::fs::write(&v, b"v").unwrap();
         let scenes = vec![scene("A"), scene("B"), scene("C"), scene("D")];
@@ -125,12 +131,12 @@ mod tests {
             steps[1].action,
             Action::Reuse { stale: false, .. }
         ));
-        assert!(matches!(steps[2].action, Action::Render));
+        assert!(matches!(steps[2].action, Action::Render { .. }));
         assert!(matches!(steps[3].action, Action::Missing));
         // Everything selected: C is stale, D never built.
         let steps = plan(&scenes, &[true; 4], &keys, "dev", &store, &mut w).unwrap();
-        assert!(matches!(steps[2].action, Action::Render));
-        assert!(matches!(steps[3].action, Action::Render));
+        assert!(matches!(steps[2].action, Action::Render { .. }));
+        assert!(matches!(steps[3].action, Action::Render { .. }));
         // Not selected and changed: its last render, flagged stale.
         let steps = plan(&scenes, &[false; 4], &keys, "dev", &store, &mut w).unwrap();
         assert!(matches!(steps[2].action, Action::Reuse { stale: true, .. }));

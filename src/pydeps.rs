@@ -73,7 +73,8 @@ pub fn facts(source: &[u8]) -> FileFacts {
         .set_language(&tree_sitter_python::LANGUAGE.into())
         .is_err()
     {
-        out.uncertain.push("the Python parser could not be loaded".into());
+        out.uncertain
+            .push("the Python parser could not be loaded".into());
         return out;
     }
     let Some(tree) = parser.parse(source, None) else {
@@ -140,7 +141,8 @@ pub fn facts(source: &[u8]) -> FileFacts {
                         match first.and_then(|a| literal(a, source)) {
                             Some(m) => {
                                 let level = m.chars().take_while(|c| *c == '.').count();
-                                out.imports.push((level, m[level..].to_string(), Vec::new()));
+                                out.imports
+                                    .push((level, m[level..].to_string(), Vec::new()));
                             }
                             None => out.uncertain.push(format!(
                                 "line {line}: `{}` imports a module named at run time",
@@ -183,7 +185,14 @@ pub fn facts(source: &[u8]) -> FileFacts {
 pub fn ignored_dir(name: &str) -> bool {
     matches!(
         name,
-        ".git" | ".venv" | "venv" | "__pycache__" | ".parender" | "media" | "node_modules" | "target"
+        ".git"
+            | ".venv"
+            | "venv"
+            | "__pycache__"
+            | ".parender"
+            | "media"
+            | "node_modules"
+            | "target"
     ) || name.starts_with('.')
 }
 
@@ -225,30 +234,51 @@ impl Analyzer {
     /// The local modules and assets of the scene in `scene_file` (relative to
     /// `root`), the way Python resolves imports from the scene's folder and
     /// the project root.
-    pub fn closure(&self, root: &Path, scene_file: &str, hashes: &HashCache) -> Result<Closure, Error> {
-        let scene_dir = root.join(scene_file).parent().map(Path::to_path_buf).unwrap_or_else(|| root.to_path_buf());
+    pub fn closure(
+        &self,
+        root: &Path,
+        scene_file: &str,
+        hashes: &HashCache,
+    ) -> Result<Closure, Error> {
+        let scene_dir = root
+            .join(scene_file)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| root.to_path_buf());
         let search = [scene_dir.clone(), root.to_path_buf()];
         let mut out = Closure::default();
         let mut queue: VecDeque<PathBuf> = VecDeque::from([root.join(scene_file)]);
         let mut seen: BTreeSet<PathBuf> = BTreeSet::new();
         let rel = |p: &Path| -> Option<String> {
             let r = p.strip_prefix(root).ok()?;
-            if r.components().any(|c| ignored_dir(&c.as_os_str().to_string_lossy())) {
+            if r.components()
+                .any(|c| ignored_dir(&c.as_os_str().to_string_lossy()))
+            {
                 return None;
             }
-            Some(r.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/"))
+            Some(
+                r.components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/"),
+            )
         };
         while let Some(file) = queue.pop_front() {
             if !seen.insert(file.clone()) {
                 continue;
             }
             let Some(name) = rel(&file) else { continue };
-            let Some(f) = self.facts_of(&file, hashes)? else { continue };
+            let Some(f) = self.facts_of(&file, hashes)? else {
+                continue;
+            };
             out.modules.insert(name.clone());
             for u in &f.uncertain {
                 out.uncertain.push(format!("{name} {u}"));
             }
-            let here = file.parent().map(Path::to_path_buf).unwrap_or_else(|| root.to_path_buf());
+            let here = file
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| root.to_path_buf());
             for (level, module, names) in &f.imports {
                 let bases: Vec<PathBuf> = if *level == 0 {
                     search.to_vec()
@@ -288,7 +318,11 @@ impl Analyzer {
 fn resolve(base: &Path, module: &str, names: &[String]) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut dir = base.to_path_buf();
-    let parts: Vec<&str> = if module.is_empty() { Vec::new() } else { module.split('.').collect() };
+    let parts: Vec<&str> = if module.is_empty() {
+        Vec::new()
+    } else {
+        module.split('.').collect()
+    };
     for (i, part) in parts.iter().enumerate() {
         let last = i + 1 == parts.len();
         let file = dir.join(format!("{part}.py"));
@@ -320,7 +354,10 @@ fn resolve(base: &Path, module: &str, names: &[String]) -> Vec<PathBuf> {
 }
 
 /// Every file of the project (for scenes whose inputs cannot be known).
-pub fn all_project_files(root: &Path, skip: &[PathBuf]) -> Result<BTreeMap<String, PathBuf>, Error> {
+pub fn all_project_files(
+    root: &Path,
+    skip: &[PathBuf],
+) -> Result<BTreeMap<String, PathBuf>, Error> {
     let mut out = BTreeMap::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -336,10 +373,11 @@ pub fn all_project_files(root: &Path, skip: &[PathBuf]) -> Result<BTreeMap<Strin
                 if !ignored_dir(&name) {
                     stack.push(p);
                 }
-            } else if ft.is_file() && !name.ends_with(".pyc") {
-                if let Ok(r) = p.strip_prefix(root) {
-                    out.insert(r.to_string_lossy().replace('\\', "/"), p.clone());
-                }
+            } else if ft.is_file()
+                && !name.ends_with(".pyc")
+                && let Ok(r) = p.strip_prefix(root)
+            {
+                out.insert(r.to_string_lossy().replace('\\', "/"), p.clone());
             }
         }
     }
@@ -385,7 +423,11 @@ n = importlib.import_module(name)
         ] {
             assert!(mods.contains(&want), "{want:?} missing from {mods:?}");
         }
-        assert!(!mods.iter().any(|(_, m)| m.contains("in_string") || m.contains("in_comment")));
+        assert!(
+            !mods
+                .iter()
+                .any(|(_, m)| m.contains("in_string") || m.contains("in_comment"))
+        );
         let helpers = f.imports.iter().find(|(_, m, _)| m == "helpers").unwrap();
         assert_eq!(helpers.2, vec!["a", "b"]);
         assert_eq!(f.uncertain.len(), 1, "{:?}", f.uncertain);
@@ -416,8 +458,14 @@ ok = Text(f"{x}")
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, s).unwrap();
         };
-        w("scenes/a.py", "from manim import *\nimport common\nfrom pkg import tool\nfrom lib.deep import thing\n");
-        w("scenes/common.py", "from colors import RED_ISH\nLOGO = 'assets/logo.svg'\n");
+        w(
+            "scenes/a.py",
+            "from manim import *\nimport common\nfrom pkg import tool\nfrom lib.deep import thing\n",
+        );
+        w(
+            "scenes/common.py",
+            "from colors import RED_ISH\nLOGO = 'assets/logo.svg'\n",
+        );
         w("scenes/colors.py", "RED_ISH = 1\n");
         w("scenes/pkg/__init__.py", "");
         w("scenes/pkg/tool.py", "from .util import z\n");
@@ -428,7 +476,9 @@ ok = Text(f"{x}")
         w("assets/logo.svg", "<svg/>");
         w("data/table.csv", "1,2");
         let hashes = HashCache::default();
-        let c = Analyzer::default().closure(r, "scenes/a.py", &hashes).unwrap();
+        let c = Analyzer::default()
+            .closure(r, "scenes/a.py", &hashes)
+            .unwrap();
         let mods: Vec<&str> = c.modules.iter().map(String::as_str).collect();
         assert_eq!(
             mods,

@@ -42,8 +42,21 @@ pub fn init_colors() {
     }
 }
 
+/// One scene's outcome, as reported.
+pub struct Finished<'a> {
+    pub scene: &'a str,
+    pub status: SceneStatus,
+    pub seconds: f64,
+    pub error: Option<&'a SceneError>,
+    /// The user's frames of the traceback, or the log tail.
+    pub detail: Option<&'a str>,
+    pub why: &'a [String],
+}
+
 pub struct Reporter {
     format: MessageFormat,
+    /// `--explain`: say why each scene was rendered or reused.
+    pub explain: bool,
     multi: MultiProgress,
     overall: Mutex<Option<ProgressBar>>,
     bars: Mutex<HashMap<String, ProgressBar>>,
@@ -61,6 +74,7 @@ impl Reporter {
         };
         Reporter {
             format,
+            explain: false,
             multi: MultiProgress::with_draw_target(target),
             overall: Mutex::new(None),
             bars: Mutex::new(HashMap::new()),
@@ -126,13 +140,16 @@ impl Reporter {
         }
     }
 
-    pub fn scene_started(&self, scene: &str) {
+    pub fn scene_started(&self, scene: &str, why: &[String]) {
         self.emit(&Message::SceneStarted {
             scene: scene.to_string(),
+            why: why.to_vec(),
         });
-        if !self.live {
-            self.status("Rendering", scene);
-            return;
+        if !self.live || self.explain {
+            self.status("Rendering", &self.with_why(scene, why));
+            if !self.live {
+                return;
+            }
         }
         let bar = self.multi.add(ProgressBar::new_spinner());
         bar.set_style(
@@ -154,14 +171,17 @@ impl Reporter {
         }
     }
 
-    pub fn scene_finished(
-        &self,
-        scene: &str,
-        status: SceneStatus,
-        seconds: f64,
-        error: Option<&SceneError>,
-        detail: Option<&str>,
-    ) {
+    fn with_why(&self, scene: &str, why: &[String]) -> String {
+        if self.explain && !why.is_empty() {
+            format!("{scene} ({})", why.join(", "))
+        } else {
+            scene.to_string()
+        }
+    }
+
+    pub fn scene_finished(&self, f: &Finished) {
+        let (scene, status, seconds, error, detail) =
+            (f.scene, f.status, f.seconds, f.error, f.detail);
         if let Ok(mut b) = self.bars.lock()
             && let Some(bar) = b.remove(scene)
         {
@@ -178,12 +198,16 @@ impl Reporter {
             status,
             seconds: (seconds * 1000.0).round() / 1000.0,
             error: error.cloned(),
+            why: f.why.to_vec(),
         });
         if self.is_json() {
             return;
         }
         match status {
             SceneStatus::Rendered => self.status("Rendered", &format!("{scene} in {seconds:.1}s")),
+            SceneStatus::Cached if self.explain => {
+                self.status("Fresh", &self.with_why(scene, f.why))
+            }
             SceneStatus::Cached => self.status("Fresh", &format!("{scene} (cached)")),
             SceneStatus::Failed => {
                 let e = error

@@ -48,7 +48,7 @@ impl Scene {
 }
 
 /// Where a Python error happened, in the user's own code.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SceneError {
     pub file: Option<String>,
     pub line: Option<u32>,

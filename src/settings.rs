@@ -122,7 +122,7 @@ impl Profile {
 }
 
 /// Everything about a render that changes its pixels; part of the fingerprint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RenderSettings {
     pub quality: Quality,
     pub width: u32,

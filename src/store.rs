@@ -2,19 +2,30 @@
 //!
 //! [`Store`] is the seam for other stores (a shared remote cache later);
 //! [`LocalStore`] keeps everything under `.parender/cache/`:
-//! `objects/<blake3 of the video>.mp4`, `entries/<key>.json` and
-//! `latest/<profile>/<blake3 of the scene id>` (the last good render of each
-//! scene, used when a build leaves a scene out). Every write goes to a temp
-//! file in the same folder, is synced and renamed into place; every read
-//! re-hashes the object, so a truncated or corrupt file is never served.
+//! - `objects/<blake3 of the video>.mp4`: the videos, named by content;
+//! - `entries/<key>.json`: what was rendered from which inputs (paths and
+//!   hashes), render time, frames and duration, the video's hash, the
+//!   Manim log tail; the file's mtime is its last use (for LRU eviction);
+//! - `latest/<profile>/<scene>`: the key of each scene's last good render;
+//! - `failures/<key>.json`: the error of the last failed render of a key;
+//! - `locks/`: one lock file per scene and profile, held while rendering.
+//!
+//! Every write goes to a temp file in the same folder, is synced and renamed
+//! into place, so a crash leaves the old entry or the new one. Every read
+//! checks the object against its hash (through the stat-keyed hash memo, so
+//! an untouched object is not re-read; any write to it is noticed), so a
+//! truncated or corrupt file is never served.
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
+use crate::fingerprint::Inputs;
+use crate::hashcache::HashCache;
 use crate::media::VideoInfo;
-use crate::scene::SceneId;
+use crate::scene::{SceneError, SceneId};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Entry {
@@ -28,9 +39,17 @@ pub struct Entry {
     /// Seconds since the Unix epoch.
     pub created: u64,
     pub log_tail: String,
+    /// The key material: which files (with their hashes) and settings.
+    pub inputs: Option<Inputs>,
     /// Where the video is, filled in on read.
     #[serde(skip)]
     pub video: PathBuf,
+}
+
+impl Entry {
+    pub fn seconds(&self) -> f64 {
+        self.info.seconds()
+    }
 }
 
 /// What a lookup found.
@@ -44,21 +63,23 @@ pub enum Lookup {
 
 pub trait Store: Send + Sync {
     fn get(&self, key: &str) -> Result<Lookup, Error>;
-    /// Stores `video` (copied in) under `key` and marks it the latest render
-    /// of its scene.
+    /// Stores `video` (copied in) under `entry.key` and marks it the latest
+    /// render of its scene.
     fn put(&self, entry: Entry, video: &Path) -> Result<Entry, Error>;
     fn latest(&self, scene: &SceneId, profile: &str) -> Result<Lookup, Error>;
+    /// Remembers (or, with `None`, clears) the failure of a key.
+    fn record_failure(
+        &self,
+        key: &str,
+        scene: &SceneId,
+        error: Option<&SceneError>,
+    ) -> Result<(), Error>;
+    fn failure(&self, key: &str) -> Option<SceneError>;
 }
 
 pub struct LocalStore {
     dir: PathBuf,
-}
-
-fn hash_file(path: &Path) -> Result<String, Error> {
-    let mut h = blake3::Hasher::new();
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    h.update_reader(file).map_err(|e| Error::io(path, e))?;
-    Ok(h.finalize().to_hex().to_string())
+    hashes: Arc<HashCache>,
 }
 
 /// Writes `bytes` to `path` atomically: temp file in the same folder, fsync, rename.
@@ -75,9 +96,34 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
+/// Copies `from` to `to` atomically (temp file beside `to`, fsync, rename).
+pub fn copy_atomic(from: &Path, to: &Path) -> Result<(), Error> {
+    let dir = to.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))?;
+    std::fs::copy(from, tmp.path()).map_err(|e| Error::io(from, e))?;
+    tmp.as_file().sync_all().map_err(|e| Error::io(to, e))?;
+    tmp.persist(to).map_err(|e| Error::io(to, e.error))?;
+    Ok(())
+}
+
+fn short_hash(text: &str) -> String {
+    blake3::hash(text.as_bytes()).to_hex()[..32].to_string()
+}
+
+/// An exclusive lock on a file, released when dropped (or when the process dies).
+pub struct FileLock(#[allow(dead_code)] std::fs::File);
+
 impl LocalStore {
-    pub fn open(dir: PathBuf) -> LocalStore {
-        LocalStore { dir }
+    pub fn open(dir: PathBuf, hashes: Arc<HashCache>) -> LocalStore {
+        LocalStore { dir, hashes }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     fn entry_path(&self, key: &str) -> PathBuf {
@@ -89,8 +135,34 @@ impl LocalStore {
     }
 
     fn latest_path(&self, scene: &SceneId, profile: &str) -> PathBuf {
-        let h = blake3::hash(scene.0.as_bytes()).to_hex();
-        self.dir.join("latest").join(profile).join(&h[..32])
+        self.dir
+            .join("latest")
+            .join(profile)
+            .join(short_hash(&scene.0))
+    }
+
+    fn failure_path(&self, key: &str) -> PathBuf {
+        self.dir.join("failures").join(format!("{key}.json"))
+    }
+
+    /// Waits for, then holds, the lock of one scene's renders in one profile:
+    /// two processes never render (or write the media folder of) the same
+    /// scene at once.
+    pub fn lock_scene(&self, scene: &SceneId, profile: &str) -> Result<FileLock, Error> {
+        let path = self
+            .dir
+            .join("locks")
+            .join(format!("{profile}-{}.lock", short_hash(&scene.0)));
+        let dir = path.parent().unwrap_or(&self.dir);
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        f.lock().map_err(|e| Error::io(&path, e))?;
+        Ok(FileLock(f))
     }
 
     fn read_entry(&self, key: &str) -> Result<Lookup, Error> {
@@ -110,45 +182,134 @@ impl LocalStore {
             }
         };
         let object = self.object_path(&entry.video_hash);
-        if !object.is_file() {
-            return Ok(Lookup::Corrupt(format!(
-                "missing video {}",
-                object.display()
-            )));
-        }
-        let actual = hash_file(&object)?;
-        if actual != entry.video_hash {
-            return Ok(Lookup::Corrupt(format!(
-                "video {} does not match its hash",
-                object.display()
-            )));
+        match self.hashes.hash(&object)? {
+            None => {
+                return Ok(Lookup::Corrupt(format!(
+                    "missing video {}",
+                    object.display()
+                )));
+            }
+            Some(h) if h != entry.video_hash => {
+                return Ok(Lookup::Corrupt(format!(
+                    "video {} does not match its hash",
+                    object.display()
+                )));
+            }
+            Some(_) => {}
         }
         entry.video = object;
         Ok(Lookup::Hit(Box::new(entry)))
+    }
+
+    /// Marks an entry used now (eviction is least recently used first).
+    fn touch(&self, key: &str) {
+        if let Ok(f) = std::fs::File::options()
+            .write(true)
+            .open(self.entry_path(key))
+        {
+            let _ = f.set_modified(std::time::SystemTime::now());
+        }
+    }
+
+    /// Entries (key, size of its object, last use) and the total size.
+    pub fn usage(&self) -> Result<Vec<(String, String, u64, std::time::SystemTime)>, Error> {
+        let mut out = Vec::new();
+        let dir = self.dir.join("entries");
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            return Ok(out);
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let Some(key) = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".json"))
+            else {
+                continue;
+            };
+            if key.starts_with(".tmp-") {
+                continue;
+            }
+            let used = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::UNIX_EPOCH);
+            let Ok(bytes) = std::fs::read(&p) else {
+                continue;
+            };
+            let Ok(entry) = serde_json::from_slice::<Entry>(&bytes) else {
+                continue;
+            };
+            let size = std::fs::metadata(self.object_path(&entry.video_hash))
+                .map(|m| m.len())
+                .unwrap_or(0);
+            out.push((key.to_string(), entry.video_hash, size, used));
+        }
+        Ok(out)
+    }
+
+    /// Removes least recently used entries until the objects fit in
+    /// `max_bytes`, then objects no entry refers to. Returns (entries removed,
+    /// bytes freed).
+    pub fn gc(&self, max_bytes: u64) -> Result<(usize, u64), Error> {
+        let mut usage = self.usage()?;
+        usage.sort_by_key(|u| u.3);
+        let mut total: u64 = {
+            let mut seen = std::collections::HashSet::new();
+            usage
+                .iter()
+                .filter(|u| seen.insert(u.1.clone()))
+                .map(|u| u.2)
+                .sum()
+        };
+        let mut removed = 0;
+        let mut kept: Vec<&(String, String, u64, std::time::SystemTime)> = Vec::new();
+        for u in &usage {
+            let shared = usage.iter().filter(|o| o.1 == u.1).count() > 1;
+            if total > max_bytes {
+                let _ = std::fs::remove_file(self.entry_path(&u.0));
+                removed += 1;
+                if !shared {
+                    total = total.saturating_sub(u.2);
+                }
+            } else {
+                kept.push(u);
+            }
+        }
+        // Objects that no remaining entry names.
+        let mut freed = 0;
+        let objects = self.dir.join("objects");
+        if let Ok(rd) = std::fs::read_dir(&objects) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let hash = name.trim_end_matches(".mp4");
+                if !kept.iter().any(|k| k.1 == hash) {
+                    freed += e.metadata().map(|m| m.len()).unwrap_or(0);
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        Ok((removed, freed))
     }
 }
 
 impl Store for LocalStore {
     fn get(&self, key: &str) -> Result<Lookup, Error> {
-        self.read_entry(key)
+        let found = self.read_entry(key)?;
+        if let Lookup::Hit(_) = found {
+            self.touch(key);
+        }
+        Ok(found)
     }
 
     fn put(&self, mut entry: Entry, video: &Path) -> Result<Entry, Error> {
-        let hash = hash_file(video)?;
+        let hash = self
+            .hashes
+            .hash(video)?
+            .ok_or_else(|| Error::Other(format!("{} vanished", video.display())))?;
         let object = self.object_path(&hash);
-        if !object.is_file() {
-            let dir = object.parent().unwrap_or(&self.dir);
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-            let tmp = tempfile::Builder::new()
-                .prefix(".tmp-")
-                .tempfile_in(dir)
-                .map_err(|e| Error::io(dir, e))?;
-            std::fs::copy(video, tmp.path()).map_err(|e| Error::io(video, e))?;
-            tmp.as_file()
-                .sync_all()
-                .map_err(|e| Error::io(&object, e))?;
-            tmp.persist(&object)
-                .map_err(|e| Error::io(&object, e.error))?;
+        if self.hashes.hash(&object)?.as_deref() != Some(hash.as_str()) {
+            copy_atomic(video, &object)?;
         }
         entry.video_hash = hash;
         let json = serde_json::to_vec_pretty(&entry).map_err(|e| Error::Other(e.to_string()))?;
@@ -157,6 +318,7 @@ impl Store for LocalStore {
             &self.latest_path(&entry.scene, &entry.profile),
             entry.key.as_bytes(),
         )?;
+        let _ = std::fs::remove_file(self.failure_path(&entry.key));
         entry.video = object;
         Ok(entry)
     }
@@ -169,6 +331,38 @@ impl Store for LocalStore {
             Err(e) => Err(Error::io(&path, e)),
         }
     }
+
+    fn record_failure(
+        &self,
+        key: &str,
+        scene: &SceneId,
+        error: Option<&SceneError>,
+    ) -> Result<(), Error> {
+        let path = self.failure_path(key);
+        match error {
+            Some(e) => {
+                let v = serde_json::json!({ "scene": scene, "error": e });
+                write_atomic(&path, v.to_string().as_bytes())
+            }
+            None => {
+                let _ = std::fs::remove_file(path);
+                Ok(())
+            }
+        }
+    }
+
+    fn failure(&self, key: &str) -> Option<SceneError> {
+        let bytes = std::fs::read(self.failure_path(key)).ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        serde_json::from_value(v.get("error")?.clone()).ok()
+    }
+}
+
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -184,16 +378,10 @@ impl Entry {
             render_seconds: 1.0,
             created: now_unix(),
             log_tail: String::new(),
+            inputs: None,
             video: PathBuf::new(),
         }
     }
-}
-
-pub fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -204,10 +392,14 @@ mod tests {
         Entry::fixture(key, SceneId("scenes/a.py:A".into()))
     }
 
+    fn store(t: &Path) -> LocalStore {
+        LocalStore::open(t.join("cache"), Arc::new(HashCache::default()))
+    }
+
     #[test]
     fn put_get_latest_and_corruption() {
         let t = tempfile::tempdir().unwrap();
-        let store = LocalStore::open(t.path().join("cache"));
+        let store = store(t.path());
         let v = t.path().join("v.mp4");
         std::fs::write(&v, b"video bytes").unwrap();
         assert!(matches!(store.get("k1").unwrap(), Lookup::Miss));
@@ -225,9 +417,15 @@ mod tests {
             store.latest(&e.scene, "release").unwrap(),
             Lookup::Miss
         ));
-        // Truncate the object: detected, never served.
+        // Corrupt in place (same size), then truncate: detected, never served.
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        std::fs::write(&e.video, b"VIDEO BYTES").unwrap();
+        assert!(matches!(store.get("k1").unwrap(), Lookup::Corrupt(_)));
         std::fs::write(&e.video, b"video").unwrap();
         assert!(matches!(store.get("k1").unwrap(), Lookup::Corrupt(_)));
+        // Putting it again repairs the object.
+        store.put(entry("k1"), &v).unwrap();
+        assert!(matches!(store.get("k1").unwrap(), Lookup::Hit(_)));
         // No temp files are left in the store.
         for dir in ["objects", "entries"] {
             for f in std::fs::read_dir(t.path().join("cache").join(dir)).unwrap() {
@@ -235,5 +433,44 @@ mod tests {
                 assert!(!name.to_string_lossy().starts_with(".tmp-"), "{name:?}");
             }
         }
+    }
+
+    #[test]
+    fn failures_are_remembered_until_a_success() {
+        let t = tempfile::tempdir().unwrap();
+        let store = store(t.path());
+        let id = SceneId("scenes/a.py:A".into());
+        store
+            .record_failure("k", &id, Some(&SceneError::plain("boom")))
+            .unwrap();
+        assert_eq!(store.failure("k").unwrap().message, "boom");
+        let v = t.path().join("v.mp4");
+        std::fs::write(&v, b"x").unwrap();
+        store.put(entry("k"), &v).unwrap();
+        assert!(store.failure("k").is_none());
+    }
+
+    #[test]
+    fn gc_evicts_least_recently_used_first() {
+        let t = tempfile::tempdir().unwrap();
+        let store = store(t.path());
+        for (i, key) in ["old", "mid", "new"].iter().enumerate() {
+            let v = t.path().join(format!("{key}.mp4"));
+            std::fs::write(&v, vec![i as u8; 100]).unwrap();
+            store.put(entry(key), &v).unwrap();
+            let f = std::fs::File::options()
+                .write(true)
+                .open(store.entry_path(key))
+                .unwrap();
+            f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1000 + i as u64))
+                .unwrap();
+        }
+        // "old" was used last: it survives, "mid" goes first.
+        store.get("old").unwrap();
+        let (removed, freed) = store.gc(250).unwrap();
+        assert_eq!((removed, freed), (1, 100));
+        assert!(matches!(store.get("mid").unwrap(), Lookup::Miss));
+        assert!(matches!(store.get("old").unwrap(), Lookup::Hit(_)));
+        assert!(matches!(store.get("new").unwrap(), Lookup::Hit(_)));
     }
 }

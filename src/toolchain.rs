@@ -1,6 +1,11 @@
 //! Which Python runs Manim, and where ffmpeg is: resolved once per command.
 use std::path::{Path, PathBuf};
 
+use std::os::unix::fs::MetadataExt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::discover::ToolVersions;
 use crate::error::Error;
 use crate::project::Project;
 
@@ -109,6 +114,99 @@ impl Toolchain {
             help: setup_help(),
         })
     }
+}
+
+/// What identifies an installed toolchain without running it: the
+/// interpreter binary and Manim's package file, by path, size and mtime.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct ToolStamp {
+    python: PathBuf,
+    python_real: (PathBuf, u64, i64),
+    manim_init: Option<(PathBuf, u64, i64)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Probed {
+    stamp: ToolStamp,
+    versions: ToolVersions,
+}
+
+fn stat(p: &Path) -> Option<(PathBuf, u64, i64)> {
+    let real = std::fs::canonicalize(p).ok()?;
+    let m = std::fs::metadata(&real).ok()?;
+    Some((real, m.len(), m.mtime() * 1_000_000_000 + m.mtime_nsec()))
+}
+
+const PROBE_PY: &str = "import importlib.metadata as m, importlib.util as u, json, platform\n\
+try:\n    v = m.version('manim')\nexcept Exception:\n    v = None\n\
+s = u.find_spec('manim')\n\
+print(json.dumps({'python': platform.python_version(), 'manim': v, 'init': s.origin if s else None}))";
+
+/// The Python and Manim versions, probed once (without importing Manim)
+/// and remembered in `memo` while the interpreter and Manim's package file
+/// are unchanged.
+pub async fn versions(python: &Path, memo: &Path) -> Result<ToolVersions, Error> {
+    if let Ok(bytes) = std::fs::read(memo)
+        && let Ok(p) = serde_json::from_slice::<Probed>(&bytes)
+        && p.stamp.python == python
+        && stat(python).as_ref() == Some(&p.stamp.python_real)
+        && p.stamp.manim_init.as_ref().map(|(path, _, _)| stat(path))
+            == p.stamp.manim_init.as_ref().map(|s| Some(s.clone()))
+    {
+        return Ok(p.versions);
+    }
+    let out = tokio::process::Command::new(python)
+        .arg("-c")
+        .arg(PROBE_PY)
+        .output()
+        .await
+        .map_err(|e| Error::Toolchain {
+            message: format!("cannot run Python `{}`: {e}", python.display()),
+            help: setup_help(),
+        })?;
+    #[derive(Deserialize)]
+    struct Raw {
+        python: String,
+        manim: Option<String>,
+        init: Option<PathBuf>,
+    }
+    let raw: Raw = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .ok_or_else(|| Error::Toolchain {
+            message: format!(
+                "`{}` did not answer a version probe: {}",
+                python.display(),
+                crate::procs::tail_lines(&out.stderr, 3)
+            ),
+            help: setup_help(),
+        })?;
+    let manim = raw.manim.ok_or_else(|| Error::Toolchain {
+        message: format!("Manim is not installed for `{}`", python.display()),
+        help: format!(
+            "install it into that interpreter: `{} -m pip install manim=={PINNED_MANIM}`",
+            python.display()
+        ),
+    })?;
+    let versions = ToolVersions {
+        python: raw.python,
+        manim,
+    };
+    if let Some(python_real) = stat(python) {
+        let probed = Probed {
+            stamp: ToolStamp {
+                python: python.to_path_buf(),
+                python_real,
+                manim_init: raw.init.as_deref().and_then(stat),
+            },
+            versions: versions.clone(),
+        };
+        if let Ok(bytes) = serde_json::to_vec(&probed) {
+            let _ = crate::store::write_atomic(memo, &bytes);
+        }
+    }
+    Ok(versions)
 }
 
 #[cfg(test)]

@@ -1,0 +1,198 @@
+//! `parender status`, `parender cache stats|gc` and `parender clean`: what
+//! the cache knows, without rendering anything.
+use std::path::Path;
+use std::process::ExitCode;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::build::{BuildStats, prepare, stats_path, why_stale};
+use crate::cli::{CacheCommand, StatusArgs};
+use crate::error::Error;
+use crate::messages::Message;
+use crate::project::Project;
+use crate::report::Reporter;
+use crate::settings::Overrides;
+use crate::store::{LocalStore, Lookup, Store};
+use crate::toolchain::Toolchain;
+
+/// Default size `parender cache gc` trims the cache to.
+pub const DEFAULT_MAX_SIZE: u64 = 2_000_000_000;
+
+pub async fn status(args: &StatusArgs, reporter: &Reporter) -> Result<ExitCode, Error> {
+    let project = Project::open(args.project.as_deref())?;
+    let (python, _) = Toolchain::resolve_python(&project)?;
+    let overrides = Overrides {
+        release: args.release,
+        quality: args.quality,
+        jobs: None,
+    };
+    let p = prepare(&project, &overrides, &python, &CancellationToken::new()).await?;
+    let mut stale = 0;
+    for (i, scene) in p.discovery.scenes.iter().enumerate() {
+        let (state, why, error) = match p.store.get(&p.keys[i])? {
+            Lookup::Hit(_) => ("fresh", vec![], None),
+            other => {
+                stale += 1;
+                let corrupt = match &other {
+                    Lookup::Corrupt(c) => Some(c.as_str()),
+                    _ => None,
+                };
+                match p.store.failure(&p.keys[i]) {
+                    Some(e) => (
+                        "failed",
+                        vec!["its last render failed".to_string()],
+                        Some(e),
+                    ),
+                    None => ("stale", why_stale(&p, i, corrupt), None),
+                }
+            }
+        };
+        if reporter.is_json() {
+            reporter.emit(&Message::SceneStatus {
+                scene: scene.id.0.clone(),
+                status: state.into(),
+                why,
+                error,
+            });
+        } else {
+            let detail = match (&error, why.is_empty()) {
+                (Some(e), _) => format!(" ({})", e.summary()),
+                (None, false) => format!(" ({})", why.join(", ")),
+                (None, true) => String::new(),
+            };
+            println!("{state:>6}  {}{detail}", scene.id);
+        }
+    }
+    for b in &p.discovery.broken {
+        stale += 1;
+        if reporter.is_json() {
+            reporter.emit(&Message::SceneStatus {
+                scene: format!(
+                    "{}:{}",
+                    b.file,
+                    b.classes.first().map(String::as_str).unwrap_or("<module>")
+                ),
+                status: "failed".into(),
+                why: vec![format!("{} cannot be loaded", b.file)],
+                error: Some(b.error.clone()),
+            });
+        } else {
+            println!("failed  {} ({})", b.file, b.error.summary());
+        }
+    }
+    p.hashes.save();
+    Ok(if stale == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn human_size(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= 1e9 {
+        format!("{:.2} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.1} MB", b / 1e6)
+    } else if b >= 1e3 {
+        format!("{:.1} kB", b / 1e3)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(_) => total += e.metadata().map(|m| m.len()).unwrap_or(0),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+pub fn cache(command: CacheCommand, project: Option<&Path>) -> Result<(), Error> {
+    let project = Project::open(project)?;
+    let state = project.state_dir();
+    let hashes = std::sync::Arc::new(crate::hashcache::HashCache::load(state.join("hashes.json")));
+    let store = LocalStore::open(state.join("cache"), hashes);
+    match command {
+        CacheCommand::Stats => {
+            let usage = store.usage()?;
+            let mut objects = std::collections::HashSet::new();
+            let videos: u64 = usage
+                .iter()
+                .filter(|u| objects.insert(u.1.clone()))
+                .map(|u| u.2)
+                .sum();
+            let builds: Vec<BuildStats> = std::fs::read(stats_path(&project))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
+            let last = &builds[builds.len().saturating_sub(10)..];
+            let (hit, miss) = last
+                .iter()
+                .fold((0, 0), |(h, m), b| (h + b.cached, m + b.rendered));
+            println!("cache:      {}", state.display());
+            println!(
+                "entries:    {} renders ({} of video)",
+                usage.len(),
+                human_size(videos)
+            );
+            println!(
+                "on disk:    {} (with muxed audio, Manim's media folders and memos)",
+                human_size(dir_size(&state))
+            );
+            if hit + miss > 0 {
+                println!(
+                    "hit rate:   {:.0}% over the last {} build{} ({hit} cached, {miss} rendered)",
+                    100.0 * hit as f64 / (hit + miss) as f64,
+                    last.len(),
+                    if last.len() == 1 { "" } else { "s" }
+                );
+            } else {
+                println!("hit rate:   no builds yet");
+            }
+        }
+        CacheCommand::Gc { max_size } => {
+            let limit = max_size
+                .or(project.config.cache_max_size.map(|s| s.0))
+                .unwrap_or(DEFAULT_MAX_SIZE);
+            let (removed, freed) = store.gc(limit)?;
+            println!(
+                "removed {removed} entr{} and {} of videos (limit {})",
+                if removed == 1 { "y" } else { "ies" },
+                human_size(freed),
+                human_size(limit)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Removes `.parender/` and the output folder, and nothing else.
+pub fn clean(project: Option<&Path>, reporter: &Reporter) -> Result<(), Error> {
+    let project = Project::open(project)?;
+    for dir in [project.state_dir(), project.output_dir()] {
+        // Never remove the project itself or anything above it.
+        if project.root.starts_with(&dir) {
+            return Err(Error::Other(format!(
+                "refusing to remove {}: it contains the project",
+                dir.display()
+            )));
+        }
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            reporter.status("Removed", &dir.display().to_string());
+        }
+    }
+    Ok(())
+}
