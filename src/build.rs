@@ -120,10 +120,16 @@ pub fn why_stale(p: &Prepared, i: usize, corrupt: Option<&str>) -> Vec<String> {
         return vec![format!("cache entry corrupt ({c})")];
     }
     let scene = &p.discovery.scenes[i];
-    let prev = match p.store.latest(&scene.id, p.settings.profile.name()) {
-        Ok(Lookup::Hit(e)) => e.inputs,
-        _ => None,
-    };
+    // The last render in this profile, else in the other one (so switching
+    // to --release says "quality changed low -> high", not "never built").
+    let profile = p.settings.profile.name();
+    let prev =
+        [profile, "dev", "release"]
+            .iter()
+            .find_map(|prof| match p.store.latest(&scene.id, prof) {
+                Ok(Lookup::Hit(e)) => e.inputs,
+                _ => None,
+            });
     let why = explain(prev.as_ref(), &p.inputs[i]);
     if why.is_empty() {
         // Same inputs as the last render, but that is not in the cache
@@ -347,6 +353,33 @@ fn stamp_of(output: &Path) -> Option<(u64, i128)> {
     ))
 }
 
+/// Removes scratch folders of builds that were killed (their lock is free).
+fn remove_abandoned_scratch(tmp_root: &Path) {
+    let Ok(rd) = std::fs::read_dir(tmp_root) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let dir = e.path();
+        if !e.file_name().to_string_lossy().starts_with("build-") {
+            continue;
+        }
+        let abandoned = match std::fs::File::open(dir.join(".lock")) {
+            Ok(f) => f.try_lock().is_ok(),
+            // No lock file yet: a build that died at once, or one starting
+            // right now; only old ones are taken for abandoned.
+            Err(_) => e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > std::time::Duration::from_secs(3600)),
+        };
+        if abandoned {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+}
+
 /// Per-build counts, kept for `parender cache stats`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct BuildStats {
@@ -401,10 +434,19 @@ pub async fn build(
     std::fs::create_dir_all(&tmp_root).map_err(|e| Error::io(&tmp_root, e))?;
     // Everything temporary lives here and is removed when this is dropped:
     // on success, on error and on Ctrl-C alike.
+    remove_abandoned_scratch(&tmp_root);
     let scratch = tempfile::Builder::new()
         .prefix("build-")
         .tempdir_in(&tmp_root)
         .map_err(|e| Error::io(&tmp_root, e))?;
+    // Held while this build runs: a later build removes scratch folders
+    // whose lock is free (left by a build that was killed).
+    let _scratch_lock = {
+        let path = scratch.path().join(".lock");
+        let f = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+        f.lock().map_err(|e| Error::io(&path, e))?;
+        f
+    };
 
     let steps = plan::plan(
         scenes,

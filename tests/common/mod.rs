@@ -49,12 +49,30 @@ impl TestProject {
     }
 
     pub fn parender(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_parender"))
-            .args(args)
-            .current_dir(self.path())
-            .env("NO_COLOR", "1")
+        self.command(args).output().expect("run parender")
+    }
+
+    /// The binary with the fast fake renderer (`PARENDER_FAKE_RENDERER=1`).
+    pub fn fake(&self, args: &[&str]) -> Output {
+        self.command(args)
+            .env("PARENDER_FAKE_RENDERER", "1")
             .output()
             .expect("run parender")
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_parender"));
+        c.args(args).current_dir(self.path()).env("NO_COLOR", "1");
+        c
+    }
+
+    /// Scenes a `--message-format json` build reported with `status`.
+    pub fn scenes_with(out: &Output, status: &str) -> std::collections::BTreeSet<String> {
+        TestProject::json_lines(out)
+            .iter()
+            .filter(|v| v["reason"] == "scene-finished" && v["status"] == status)
+            .map(|v| v["scene"].as_str().unwrap_or("").to_string())
+            .collect()
     }
 
     /// `--message-format json` output, parsed line by line.
@@ -74,6 +92,24 @@ pub fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// md5 of the decoded video and audio of a file: equal means same pixels
+/// and samples.
+pub fn media_md5(path: &Path) -> String {
+    let out = run_tool(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-i",
+            path.to_str().expect("utf-8 path"),
+            "-f",
+            "md5",
+            "-",
+        ],
+    );
+    String::from_utf8_lossy(&out).trim().to_string()
 }
 
 /// Runs a tool and returns stdout, panicking with its stderr on failure.
