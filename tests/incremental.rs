@@ -706,3 +706,76 @@ fn cache_stats_gc_and_clean() {
         assert!(p.path().join(kept).exists(), "clean removed {kept}");
     }
 }
+
+/// The short version with real Manim: after edits to a shared module and
+/// to a scene (Manim's own per-animation cache in play), every scene's
+/// decoded frames equal those of a clean build.
+#[test]
+fn real_manim_incremental_equals_clean() {
+    let p = TestProject::new("");
+    let write_common = |radius: &str| {
+        p.write("scenes/common.py", &format!("from manim import *\n\n\ndef dot():\n    return Dot(radius={radius}, color=YELLOW)\n"));
+    };
+    write_common("0.2");
+    p.write(
+        "scenes/01_uses.py",
+        "from manim import *\nfrom common import dot\n\n\nclass Uses(Scene):\n    def construct(self):\n        self.play(FadeIn(dot()), run_time=0.5)\n        self.play(Circumscribe(Square()), run_time=0.5)\n",
+    );
+    let own = |side: &str| {
+        format!(
+            "from manim import *\n\n\nclass Own(Scene):\n    def construct(self):\n        self.play(Create(Square(side_length={side})), run_time=0.5)\n        self.play(Rotate(Triangle(), PI / 3), run_time=0.5)\n"
+        )
+    };
+    p.write("scenes/02_own.py", &own("2"));
+    let frames = |video: &str| -> Vec<String> {
+        let out = run_tool(
+            "ffmpeg",
+            &[
+                "-v", "error", "-i", video, "-map", "0:v", "-f", "framemd5", "-",
+            ],
+        );
+        String::from_utf8_lossy(&out)
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.rsplit(',').next().unwrap_or("").trim().to_string())
+            .collect()
+    };
+    let real = |q: &TestProject| {
+        let out = q.parender(&["build", "--message-format", "json"]);
+        assert!(out.status.success(), "{}", text(&out));
+        out
+    };
+    let first = real(&p);
+    assert_eq!(TestProject::scenes_with(&first, "rendered").len(), 2);
+    for (step, edit) in ["shared module", "scene", "touch"].iter().enumerate() {
+        match *edit {
+            "shared module" => write_common("0.4"),
+            "scene" => {
+                p.write("scenes/02_own.py", &own("3"));
+            }
+            _ => {
+                let f = p.path().join("scenes/01_uses.py");
+                let same = std::fs::read(&f).unwrap();
+                std::fs::write(&f, same).unwrap();
+            }
+        }
+        let out = real(&p);
+        let expected: BTreeSet<String> = match *edit {
+            "shared module" => ["scenes/01_uses.py:Uses".to_string()].into(),
+            "scene" => ["scenes/02_own.py:Own".to_string()].into(),
+            _ => BTreeSet::new(),
+        };
+        assert_eq!(
+            TestProject::scenes_with(&out, "rendered"),
+            expected,
+            "step {step}: {edit}"
+        );
+        let fresh = clean_copy(&p);
+        let clean = real(&fresh);
+        assert_eq!(
+            frames(&output_of(&out)),
+            frames(&output_of(&clean)),
+            "step {step} ({edit}): incremental frames differ from a clean build"
+        );
+    }
+}
