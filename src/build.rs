@@ -319,6 +319,7 @@ impl RenderTask {
             scene: self.job.scene.id.clone(),
             profile: self.profile.clone(),
             video_hash: String::new(),
+            duration: info.seconds(),
             info,
             render_seconds: secs,
             created: now_unix(),

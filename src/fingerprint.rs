@@ -114,6 +114,11 @@ pub fn explain(prev: Option<&Inputs>, cur: &Inputs) -> Vec<String> {
     if why.is_empty() && prev.scene != cur.scene {
         why.push(format!("renamed from {}", prev.scene));
     }
+    if !why.is_empty()
+        && let Some(first) = cur.uncertain.first()
+    {
+        why.push(format!("it depends on every project file because {first}"));
+    }
     why
 }
 
@@ -292,6 +297,18 @@ mod tests {
         assert_eq!(
             explain(Some(&a), &b),
             vec!["manim 0.19.0 -> 0.19.1", "assets/logo.svg is a new input"]
+        );
+
+        let mut b = a.clone();
+        b.uncertain =
+            vec!["scenes/a.py line 3: `import_module` imports a module named at run time".into()];
+        b.files.insert("notes.txt".into(), "h7".into());
+        assert_eq!(
+            explain(Some(&a), &b),
+            vec![
+                "notes.txt is a new input",
+                "it depends on every project file because scenes/a.py line 3: `import_module` imports a module named at run time"
+            ]
         );
 
         let mut b = a.clone();

@@ -35,6 +35,9 @@ pub struct Entry {
     /// blake3 of the video file; names the object.
     pub video_hash: String,
     pub info: VideoInfo,
+    /// Length of the video in seconds (`info.frames` frames).
+    #[serde(default)]
+    pub duration: f64,
     pub render_seconds: f64,
     /// Seconds since the Unix epoch.
     pub created: u64,
@@ -44,12 +47,6 @@ pub struct Entry {
     /// Where the video is, filled in on read.
     #[serde(skip)]
     pub video: PathBuf,
-}
-
-impl Entry {
-    pub fn seconds(&self) -> f64 {
-        self.info.seconds()
-    }
 }
 
 /// What a lookup found.
@@ -375,6 +372,7 @@ impl Entry {
             profile: "dev".into(),
             video_hash: String::new(),
             info: VideoInfo::fixture(15, 1),
+            duration: 1.0 / 15.0,
             render_seconds: 1.0,
             created: now_unix(),
             log_tail: String::new(),
