@@ -143,15 +143,20 @@ impl<'de> Deserialize<'de> for Seconds {
     }
 }
 
-/// Parses `"90s"`, `"10m"`, `"1.5h"`, `"250ms"` or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Option<Duration> {
+/// `"1.5 GB"` → (1.5, "GB"): a number and the unit written after it.
+fn number_and_unit(text: &str) -> Option<(f64, &str)> {
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let scale = match unit.trim() {
+    Some((num.parse().ok()?, unit.trim()))
+}
+
+/// Parses `"90s"`, `"10m"`, `"1.5h"`, `"250ms"` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let (n, unit) = number_and_unit(text)?;
+    let scale = match unit {
         "" | "s" | "sec" | "secs" => 1.0,
         "ms" => 0.001,
         "m" | "min" | "mins" => 60.0,
@@ -168,13 +173,8 @@ pub struct ByteSize(pub u64);
 
 /// Parses `"2GB"`, `"500 MB"`, `"750KiB"`, `"1024"`.
 pub fn parse_size(text: &str) -> Option<u64> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+    let (n, unit) = number_and_unit(text)?;
+    let scale: f64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "k" | "kb" => 1e3,
         "m" | "mb" => 1e6,

@@ -153,6 +153,16 @@ impl Model {
     }
 }
 
+/// `n` one-class scene files `scenes/<i>_s.py` (class `S<i>`).
+fn write_simple_scenes(p: &TestProject, n: usize) {
+    for i in 0..n {
+        p.write(
+            &format!("scenes/{i}_s.py"),
+            &format!("from manim import *\n\n\nclass S{i}(Scene):\n    def construct(self):\n        self.wait(0.2)\n"),
+        );
+    }
+}
+
 fn build(p: &TestProject, quality: &str) -> std::process::Output {
     let out = p.fake(&["build", "--quality", quality, "--message-format", "json"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -553,12 +563,7 @@ fn corrupt_and_truncated_cache_objects_are_rendered_again() {
 #[test]
 fn kill_9_at_random_moments_never_leaves_a_corrupt_cache() {
     let p = TestProject::new("");
-    for i in 0..4 {
-        p.write(
-            &format!("scenes/{i}_s.py"),
-            &format!("from manim import *\n\n\nclass S{i}(Scene):\n    def construct(self):\n        self.wait(0.2)\n"),
-        );
-    }
+    write_simple_scenes(&p, 4);
     // Kill a build at moments spread over its run: during discovery,
     // renders, cache writes, muxing and stitching.
     let mut rng = Rng(0xdead_beef);
@@ -600,12 +605,7 @@ fn kill_9_at_random_moments_never_leaves_a_corrupt_cache() {
 #[test]
 fn two_builds_at_once_render_each_scene_once() {
     let p = TestProject::new("");
-    for i in 0..4 {
-        p.write(
-            &format!("scenes/{i}_s.py"),
-            &format!("from manim import *\n\n\nclass S{i}(Scene):\n    def construct(self):\n        self.wait(0.2)\n"),
-        );
-    }
+    write_simple_scenes(&p, 4);
     // Discovery first, so both builds reach the renders together.
     assert!(p.fake(&["scenes"]).status.success());
     let spawn = || {
