@@ -31,6 +31,24 @@ pub struct BuildOptions {
     pub strict: bool,
     /// `SCENE...`: restrict the build to these scenes.
     pub scenes: Vec<String>,
+    /// Set by `parender watch`: renders can be superseded by edits, and a
+    /// failed scene keeps its last good render (or a placeholder card).
+    pub watch: Option<Arc<WatchHooks>>,
+}
+
+/// How `watch` reaches into a running build.
+#[derive(Debug, Default)]
+pub struct WatchHooks {
+    /// Renders in flight: scene id → (key, a token that cancels just it).
+    pub inflight: std::sync::Mutex<std::collections::HashMap<String, (String, CancellationToken)>>,
+    /// An edit arrived during this build: do not stitch, another build follows.
+    pub superseded: std::sync::atomic::AtomicBool,
+}
+
+impl WatchHooks {
+    pub fn is_superseded(&self) -> bool {
+        self.superseded.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -40,6 +58,8 @@ pub struct BuildOutcome {
     pub rendered: usize,
     pub cached: usize,
     pub failed: usize,
+    /// Watch mode: an edit arrived meanwhile; nothing was stitched.
+    pub superseded: bool,
 }
 
 /// The services a build uses; tests can swap the renderer.
@@ -145,6 +165,8 @@ enum Done {
     Rendered(Entry, f64),
     /// Another parender process rendered it while this one waited.
     CachedMeanwhile(Entry),
+    /// Watch mode: its inputs changed during the render, which was stopped.
+    Superseded,
     Failed(SceneError, String, f64),
 }
 
@@ -160,7 +182,11 @@ struct RenderTask {
     fingerprinter: Arc<Fingerprinter>,
     ffmpeg: Ffmpeg,
     reporter: Arc<Reporter>,
+    /// Cancels this render alone (a child of `stop`).
     cancel: CancellationToken,
+    /// The whole build's stop (Ctrl-C).
+    stop: CancellationToken,
+    watch: Option<Arc<WatchHooks>>,
 }
 
 /// How often a render is retried when its inputs keep changing under it.
@@ -196,6 +222,11 @@ impl RenderTask {
         // Another process may have rendered it while we waited for the lock.
         if let Ok(Lookup::Hit(e)) = self.store.get(&self.job.key) {
             return self.finish(&id, Done::CachedMeanwhile(*e));
+        }
+        if let Some(w) = &self.watch
+            && let Ok(mut m) = w.inflight.lock()
+        {
+            m.insert(id.clone(), (self.job.key.clone(), self.cancel.clone()));
         }
         self.reporter.scene_started(&id, &self.why);
         let t = Timer::start();
@@ -264,6 +295,9 @@ impl RenderTask {
                         }
                         _ => String::new(),
                     };
+                    if matches!(f, RenderFailure::Cancelled) && !self.stop.is_cancelled() {
+                        break Done::Superseded;
+                    }
                     if !matches!(f, RenderFailure::Cancelled) {
                         let _ = self.store.record_failure(
                             &self.job.key,
@@ -275,6 +309,11 @@ impl RenderTask {
                 }
             }
         };
+        if let Some(w) = &self.watch
+            && let Ok(mut m) = w.inflight.lock()
+        {
+            m.remove(&id);
+        }
         self.finish(&id, done)
     }
 
@@ -303,6 +342,9 @@ impl RenderTask {
                 report(SceneStatus::Failed, *s, Some(e), Some(d), &self.why)
             }
             Done::Failed(..) => {}
+            Done::Superseded => self
+                .reporter
+                .warning(&format!("{id} changed during its render; it renders again")),
         }
         done
     }
@@ -570,7 +612,9 @@ pub async fn build(
             fingerprinter: p.fingerprinter.clone(),
             ffmpeg: services.ffmpeg.clone(),
             reporter: reporter.clone(),
-            cancel: cancel.clone(),
+            cancel: cancel.child_token(),
+            stop: cancel.clone(),
+            watch: opts.watch.clone(),
         };
         let semaphore = semaphore.clone();
         tasks.spawn(async move {
@@ -583,6 +627,8 @@ pub async fn build(
     }
 
     let mut entries: Vec<Option<Entry>> = vec![None; scenes.len()];
+    // Watch mode: failed scenes, to be shown by their last good render or a card.
+    let mut stand_ins: Vec<(usize, SceneError)> = Vec::new();
     let mut rendered = 0;
     while let Some(joined) = tasks.join_next().await {
         let (i, done) = joined.map_err(|e| Error::Other(format!("a render task failed: {e}")))?;
@@ -595,12 +641,18 @@ pub async fn build(
                 entries[i] = Some(e);
                 cached += 1;
             }
-            Done::Failed(e, _, _) => failed.push((
-                scenes[i].file.clone(),
-                scenes[i].line.unwrap_or(0) as usize,
-                scenes[i].short_name(),
-                e,
-            )),
+            Done::Superseded => {}
+            Done::Failed(e, _, _) => {
+                if opts.watch.is_some() {
+                    stand_ins.push((i, e.clone()));
+                }
+                failed.push((
+                    scenes[i].file.clone(),
+                    scenes[i].line.unwrap_or(0) as usize,
+                    scenes[i].short_name(),
+                    e,
+                ))
+            }
         }
     }
     reporter.finish_progress();
@@ -612,6 +664,62 @@ pub async fn build(
         match s.action {
             Action::Fresh(e) | Action::Reuse { entry: e, .. } => entries[s.index] = Some(e),
             Action::Render { .. } | Action::Missing => {}
+        }
+    }
+    let superseded = opts.watch.as_ref().is_some_and(|w| w.is_superseded());
+    if superseded {
+        p.hashes.save();
+        reporter.emit(&Message::BuildFinished {
+            success: false,
+            output: None,
+            rendered,
+            cached,
+            failed: failed.len(),
+            seconds: (timer.secs() * 1000.0).round() / 1000.0,
+            duration: None,
+            superseded: true,
+        });
+        return Ok(BuildOutcome {
+            success: false,
+            output: None,
+            rendered,
+            cached,
+            failed: failed.len(),
+            superseded: true,
+        });
+    }
+    // Watch mode keeps the video's timing while the user fixes a scene: its
+    // last good render, else a card naming the scene and its error.
+    for (i, error) in stand_ins {
+        let scene = &scenes[i];
+        if let Ok(Lookup::Hit(e)) = p.store.latest(&scene.id, settings.profile.name()) {
+            reporter.warning(&format!(
+                "{} failed; the video keeps its last good render (stale)",
+                scene.id
+            ));
+            entries[i] = Some(*e);
+            continue;
+        }
+        let like = entries.iter().flatten().next().map(|e| e.info.clone());
+        match crate::placeholder::card(
+            &services.ffmpeg,
+            scene,
+            &error,
+            settings,
+            like.as_ref(),
+            &p.hashes,
+            &state.join("placeholders"),
+        )
+        .await
+        {
+            Ok(e) => {
+                reporter.warning(&format!(
+                    "{} failed and has never rendered; the video shows a placeholder card",
+                    scene.id
+                ));
+                entries[i] = Some(e);
+            }
+            Err(e) => reporter.warning(&format!("no placeholder for {}: {e}", scene.id)),
         }
     }
 
@@ -633,39 +741,39 @@ pub async fn build(
         let gap = project.config.gap.map(|g| g.0.as_secs_f64()).unwrap_or(0.0);
         let last = available.len() - 1;
         let mux_cache = p.store.dir().join("mux");
+        // Owned inputs, so each mux is a self-contained future.
+        let jobs: Vec<(SceneId, Entry, Option<PathBuf>, u64)> = available
+            .iter()
+            .enumerate()
+            .map(|(n, (i, e))| {
+                let gap_frames = if n == last {
+                    0
+                } else {
+                    (gap * e.info.fps_num as f64 / e.info.fps_den as f64).round() as u64
+                };
+                let audio = scenes[*i].audio.as_ref().map(|a| project.root.join(a));
+                (scenes[*i].id.clone(), e.clone(), audio, gap_frames)
+            })
+            .collect();
         let ff = &services.ffmpeg;
-        let hashes = &p.hashes;
-        let segments: Vec<Result<Segment, Error>> =
-            futures::stream::iter(available.iter().enumerate())
-                .map(|(n, (i, e))| {
-                    let scene = &scenes[*i];
-                    let gap_frames = if n == last {
-                        0
-                    } else {
-                        (gap * e.info.fps_num as f64 / e.info.fps_den as f64).round() as u64
+        let segments: Vec<Result<Segment, Error>> = futures::stream::iter(jobs)
+            .map(|(id, e, audio, gap_frames)| {
+                let (ff, mux_cache, hashes) = (ff.clone(), mux_cache.clone(), p.hashes.clone());
+                async move {
+                    let input = MuxInput {
+                        scene: &id,
+                        video: &e.video,
+                        video_hash: &e.video_hash,
+                        info: &e.info,
+                        audio: audio.as_deref(),
+                        gap_frames,
                     };
-                    let audio = scene.audio.as_ref().map(|a| project.root.join(a));
-                    let mux_cache = &mux_cache;
-                    async move {
-                        mux::mux(
-                            ff,
-                            &MuxInput {
-                                scene: &scene.id,
-                                video: &e.video,
-                                video_hash: &e.video_hash,
-                                info: &e.info,
-                                audio: audio.as_deref(),
-                                gap_frames,
-                            },
-                            mux_cache,
-                            hashes,
-                        )
-                        .await
-                    }
-                })
-                .buffered(settings.jobs)
-                .collect()
-                .await;
+                    mux::mux(&ff, &input, &mux_cache, &hashes).await
+                }
+            })
+            .buffered(settings.jobs)
+            .collect()
+            .await;
         let segments = segments.into_iter().collect::<Result<Vec<_>, _>>()?;
         if cancel.is_cancelled() {
             return Err(Error::Interrupted);
@@ -734,6 +842,7 @@ pub async fn build(
         failed: failed.len(),
         seconds: (timer.secs() * 1000.0).round() / 1000.0,
         duration: duration.map(|d| (d * 1000.0).round() / 1000.0),
+        superseded: false,
     });
     if !reporter.is_json() {
         if let (Some(p), Some(d)) = (&written, duration) {
@@ -762,5 +871,6 @@ pub async fn build(
         rendered,
         cached,
         failed: failed.len(),
+        superseded: false,
     })
 }

@@ -35,6 +35,8 @@ pub enum Command {
     Build(BuildArgs),
     /// List the scenes in build order with their audio (a dry view of `build`)
     Scenes(ScenesArgs),
+    /// Build, then rebuild on every saved change to a scene's inputs
+    Watch(WatchArgs),
     /// Show every scene as fresh, stale (and why) or failed, without rendering
     Status(StatusArgs),
     /// Inspect or trim the render cache
@@ -91,6 +93,37 @@ pub struct BuildArgs {
     /// video still includes every other scene's last render
     #[arg(value_name = "SCENE")]
     pub scenes: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Project folder (default: the nearest folder upward with parender.toml)
+    #[arg(long, value_name = "DIR")]
+    pub project: Option<PathBuf>,
+    /// Build the release profile
+    #[arg(long)]
+    pub release: bool,
+    /// Manim quality, overriding the profile
+    #[arg(long, short = 'q', value_name = "Q", value_parser = parse_quality)]
+    pub quality: Option<Quality>,
+    /// Renders at once
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: Option<u32>,
+    /// Poll the file system instead of using inotify (network and container
+    /// file systems), every INTERVAL (default 500ms)
+    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "500ms")]
+    pub poll: Option<String>,
+    /// Quiet period after the last change before rebuilding (default: `[watch] debounce`, else 100ms)
+    #[arg(long, value_name = "DURATION")]
+    pub debounce: Option<String>,
+    /// Clear the screen before each rebuild
+    #[arg(long)]
+    pub clear: bool,
+    /// Run this (with `sh -c`) after each successful rebuild; the video's path is in $PARENDER_OUTPUT
+    #[arg(long, value_name = "CMD")]
+    pub on_success: Option<String>,
+    #[arg(long, value_enum, default_value = "human", value_name = "FMT")]
+    pub message_format: MessageFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -185,6 +218,7 @@ async fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Doctor { project } => crate::doctor::doctor(project.as_deref()).await,
+        Command::Watch(args) => crate::watch::run(args, cancel_on_signals()).await,
         Command::Status(args) => {
             let reporter = Reporter::new(args.message_format);
             match crate::status::status(&args, &reporter).await {
@@ -246,30 +280,9 @@ async fn run_build(args: BuildArgs) -> ExitCode {
         Ok(p) => p,
         Err(e) => return fail(&reporter, e),
     };
-    let tools = match Toolchain::resolve(&project) {
-        Ok(t) => t,
+    let services = match services(&project) {
+        Ok(s) => s,
         Err(e) => return fail(&reporter, e),
-    };
-    let ffmpeg = Ffmpeg {
-        ffmpeg: tools.ffmpeg.clone(),
-        ffprobe: tools.ffprobe.clone(),
-    };
-    // PARENDER_FAKE_RENDERER=1: a fast stand-in for Manim, for tests of the
-    // cache and the pipeline around it (documented in the README).
-    let renderer: Arc<dyn crate::render::Renderer> =
-        if std::env::var_os("PARENDER_FAKE_RENDERER").is_some_and(|v| v == "1") {
-            Arc::new(crate::render::FakeRenderer {
-                ffmpeg: ffmpeg.clone(),
-            })
-        } else {
-            Arc::new(ManimRenderer {
-                python: tools.python.clone(),
-            })
-        };
-    let services = Services {
-        renderer,
-        ffmpeg,
-        python: tools.python.clone(),
     };
     let opts = BuildOptions {
         overrides: Overrides {
@@ -280,6 +293,7 @@ async fn run_build(args: BuildArgs) -> ExitCode {
         output: args.output,
         strict: args.strict,
         scenes: args.scenes,
+        watch: None,
     };
     let cancel = cancel_on_signals();
     match build::build(&project, &opts, &services, &reporter, &cancel).await {
@@ -287,6 +301,32 @@ async fn run_build(args: BuildArgs) -> ExitCode {
         Ok(_) => ExitCode::from(1),
         Err(e) => fail(&reporter, e),
     }
+}
+
+/// The real renderer and tools for a project (or, with
+/// `PARENDER_FAKE_RENDERER=1`, a fast stand-in for Manim, for tests of the
+/// cache and the pipeline around it; documented in the README).
+pub fn services(project: &Project) -> Result<Services, Error> {
+    let tools = Toolchain::resolve(project)?;
+    let ffmpeg = Ffmpeg {
+        ffmpeg: tools.ffmpeg.clone(),
+        ffprobe: tools.ffprobe.clone(),
+    };
+    let renderer: Arc<dyn crate::render::Renderer> =
+        if std::env::var_os("PARENDER_FAKE_RENDERER").is_some_and(|v| v == "1") {
+            Arc::new(crate::render::FakeRenderer {
+                ffmpeg: ffmpeg.clone(),
+            })
+        } else {
+            Arc::new(ManimRenderer {
+                python: tools.python.clone(),
+            })
+        };
+    Ok(Services {
+        renderer,
+        ffmpeg,
+        python: tools.python,
+    })
 }
 
 async fn list_scenes(args: &ScenesArgs, reporter: &Reporter) -> Result<(), Error> {

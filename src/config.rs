@@ -50,6 +50,19 @@ pub struct Config {
     /// Per-scene overrides, keyed by `file.py:Class`, `file.py` or `Class`.
     #[serde(default)]
     pub scene: BTreeMap<String, SceneOverride>,
+    #[serde(default)]
+    pub watch: WatchConfig,
+}
+
+/// `[watch]`: how `parender watch` watches.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchConfig {
+    /// Globs (relative to the project root) whose changes are ignored.
+    #[serde(default)]
+    pub ignore: Vec<String>,
+    /// Quiet period after the last change before rebuilding (default 100ms).
+    pub debounce: Option<Seconds>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

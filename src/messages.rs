@@ -71,6 +71,14 @@ pub enum Message {
         seconds: f64,
         /// Length of the final video in seconds, when one was written.
         duration: Option<f64>,
+        /// `watch` only: an edit arrived during the build, so it stopped
+        /// before stitching and another build follows.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        superseded: bool,
+    },
+    /// `watch`: a debounced batch of changed files.
+    WatchChange {
+        paths: Vec<String>,
     },
 }
 
@@ -115,6 +123,7 @@ mod tests {
             failed: 0,
             seconds: 0.5,
             duration: Some(3.0),
+            superseded: false,
         };
         let v: serde_json::Value = serde_json::to_value(&m).unwrap();
         assert_eq!(v["reason"], "build-finished");

@@ -1,0 +1,113 @@
+//! Placeholder cards for `watch`: a scene that fails and has never rendered
+//! is shown as a dark card naming it and its error, so the rest of the video
+//! keeps its timing (the mux holds the card for as long as its narration).
+use std::path::Path;
+
+use crate::error::Error;
+use crate::hashcache::HashCache;
+use crate::media::{Ffmpeg, VideoInfo};
+use crate::scene::{Scene, SceneError};
+use crate::settings::BuildSettings;
+use crate::store::{Entry, now_unix};
+
+/// Seconds a card lasts before any hold for narration.
+const CARD_SECONDS: u32 = 2;
+
+/// Renders (or reuses) the card for `scene` failing with `error`, in the
+/// format of the other scenes (`like`), under `dir`.
+pub async fn card(
+    ff: &Ffmpeg,
+    scene: &Scene,
+    error: &SceneError,
+    settings: &BuildSettings,
+    like: Option<&VideoInfo>,
+    hashes: &HashCache,
+    dir: &Path,
+) -> Result<Entry, Error> {
+    let r = &settings.render;
+    let timescale = like
+        .map(|i| i.tb_den / i.tb_num.max(1))
+        .unwrap_or(r.fps as u64 * 1024);
+    let text = format!("{}\n\nfailed: {}", scene.id, error.summary());
+    let id = blake3::hash(
+        format!(
+            "card-v1\0{text}\0{}x{}@{}\0{timescale}",
+            r.width, r.height, r.fps
+        )
+        .as_bytes(),
+    )
+    .to_hex();
+    let out = dir.join(format!("{}.mp4", &id[..32]));
+    if hashes.hash(&out)?.is_none() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let textfile = dir.join(format!("{}.txt", &id[..32]));
+        std::fs::write(&textfile, &text).map_err(|e| Error::io(&textfile, e))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .suffix(".mp4")
+            .tempfile_in(dir)
+            .map_err(|e| Error::io(dir, e))?;
+        let font = (r.height / 24).max(12);
+        let filter = format!(
+            "drawtext=textfile='{}':fontcolor=white:fontsize={font}:x=(w-text_w)/2:y=(h-text_h)/2:line_spacing={}",
+            textfile.display().to_string().replace('\'', ""),
+            font / 2
+        );
+        let source = format!(
+            "color=c=0x1e1e2e:s={}x{}:r={}:d={CARD_SECONDS}",
+            r.width, r.height, r.fps
+        );
+        let status = tokio::process::Command::new(&ff.ffmpeg)
+            .args([
+                "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", &source, "-vf", &filter,
+            ])
+            .args([
+                "-c:v",
+                "libx264",
+                "-preset",
+                "medium",
+                "-crf",
+                "23",
+                "-profile:v",
+                "high",
+            ])
+            .args([
+                "-pix_fmt",
+                "yuv420p",
+                "-video_track_timescale",
+                &timescale.to_string(),
+                "-an",
+                "-f",
+                "mp4",
+            ])
+            .arg(tmp.path())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(|e| Error::io(&ff.ffmpeg, e))?;
+        if !status.status.success() {
+            return Err(Error::Media {
+                tool: "ffmpeg",
+                what: out.display().to_string(),
+                message: crate::procs::tail_lines(&status.stderr, 4),
+            });
+        }
+        tmp.persist(&out).map_err(|e| Error::io(&out, e.error))?;
+        let _ = std::fs::remove_file(&textfile);
+    }
+    let info = ff.probe_video(&out).await?;
+    let video_hash = hashes.hash(&out)?.unwrap_or_default();
+    Ok(Entry {
+        key: format!("placeholder-{}", &id[..32]),
+        scene: scene.id.clone(),
+        profile: settings.profile.name().into(),
+        video_hash,
+        duration: info.seconds(),
+        info,
+        render_seconds: 0.0,
+        created: now_unix(),
+        log_tail: String::new(),
+        inputs: None,
+        video: out,
+    })
+}

@@ -1,0 +1,504 @@
+//! `parender watch`: build, then rebuild whenever a scene's inputs change.
+//!
+//! Events are hints, content hashes decide: a debounced batch of relevant
+//! file events (or a rescan request) triggers a build, and the build renders
+//! only what changed. A change that arrives while a build runs stops the
+//! renders whose inputs changed (the others keep going), makes the build skip
+//! its stitch, and a new build follows at once: at most one restitch is
+//! queued and no edit is lost.
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::build::{self, BuildOptions, BuildOutcome, Services, WatchHooks};
+use crate::cli::WatchArgs;
+use crate::config::{MANIFEST, parse_duration};
+use crate::error::Error;
+use crate::messages::Message;
+use crate::project::Project;
+use crate::report::Reporter;
+use crate::settings::Overrides;
+
+/// Default quiet period after the last event.
+pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(100);
+/// However busy the file system, a rebuild starts this long after the first event.
+const MAX_DELAY: Duration = Duration::from_secs(2);
+
+/// Folders that never hold a scene's inputs (and that tools write to).
+const IGNORED_DIRS: &[&str] = &[
+    ".git",
+    ".hg",
+    ".svn",
+    "__pycache__",
+    "media",
+    ".venv",
+    "venv",
+    "node_modules",
+    "target",
+    ".parender",
+    ".mypy_cache",
+    ".pytest_cache",
+];
+
+/// Editors' temporary and backup files.
+pub fn is_editor_temp(name: &str) -> bool {
+    name == "4913"
+        || name.ends_with('~')
+        || name.starts_with(".#")
+        || (name.starts_with('#') && name.ends_with('#'))
+        || (name.starts_with('.') && {
+            let ext = name.rsplit('.').next().unwrap_or("");
+            ext.len() == 3 && ext.starts_with("sw")
+        })
+        || name.contains("___jb_")
+        || name.ends_with(".tmp")
+        || name.ends_with(".swp")
+        || name.ends_with(".pyc")
+        || name.ends_with(".pyo")
+}
+
+/// An event that only says a file was opened or read.
+fn is_read(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode};
+    matches!(kind, notify::EventKind::Access(a) if !matches!(a, AccessKind::Close(AccessMode::Write)))
+}
+
+/// Decides which paths matter.
+pub struct Filter {
+    root: PathBuf,
+    own: Vec<PathBuf>,
+    globs: GlobSet,
+}
+
+impl Filter {
+    pub fn new(project: &Project) -> Result<Filter, Error> {
+        let mut b = GlobSetBuilder::new();
+        for g in &project.config.watch.ignore {
+            let glob = Glob::new(g).map_err(|e| Error::Selection {
+                message: format!("invalid glob `{g}` in [watch] ignore: {e}"),
+                help: Some("globs are relative to the project root, e.g. \"drafts/**\"".into()),
+            })?;
+            b.add(glob);
+        }
+        Ok(Filter {
+            root: project.root.clone(),
+            own: vec![project.state_dir(), project.output_dir()],
+            globs: b.build().map_err(|e| Error::Other(e.to_string()))?,
+        })
+    }
+
+    /// The project-relative path, if a change there can matter.
+    pub fn relevant(&self, path: &Path) -> Option<String> {
+        if self.own.iter().any(|o| path.starts_with(o)) {
+            return None;
+        }
+        let rel = path.strip_prefix(&self.root).ok()?;
+        let parts: Vec<String> = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        let (name, dirs) = parts.split_last()?;
+        if dirs.iter().any(|d| IGNORED_DIRS.contains(&d.as_str())) || is_editor_temp(name) {
+            return None;
+        }
+        let rel = parts.join("/");
+        if IGNORED_DIRS.contains(&name.as_str()) || self.globs.is_match(&rel) {
+            return None;
+        }
+        Some(rel)
+    }
+}
+
+fn watch_error(e: notify::Error, poll: bool) -> Error {
+    let enospc = matches!(&e.kind, notify::ErrorKind::MaxFilesWatch)
+        || matches!(&e.kind, notify::ErrorKind::Io(io) if io.raw_os_error() == Some(libc::ENOSPC));
+    if enospc {
+        return Error::Toolchain {
+            message: "cannot watch the project: the system's limit of inotify watches is reached".into(),
+            help: "raise it: `sudo sysctl fs.inotify.max_user_watches=524288` (persist it in /etc/sysctl.d/), or run `parender watch --poll`".into(),
+        };
+    }
+    Error::Toolchain {
+        message: format!("cannot watch the project: {e}"),
+        help: if poll {
+            "check that the project folder is readable".into()
+        } else {
+            "try `parender watch --poll` (needed on some network and container file systems)".into()
+        },
+    }
+}
+
+/// Sets up watches: the root itself, and every top-level folder that is not
+/// ignored, recursively (so `.venv`, `.git` and build folders cost nothing).
+fn watch_tree(
+    w: &mut dyn Watcher,
+    project: &Project,
+    filter: &Filter,
+    poll: bool,
+) -> Result<(), Error> {
+    w.watch(&project.root, RecursiveMode::NonRecursive)
+        .map_err(|e| watch_error(e, poll))?;
+    let rd = std::fs::read_dir(&project.root).map_err(|e| Error::io(&project.root, e))?;
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() && filter.relevant(&p.join("x")).is_some() {
+            w.watch(&p, RecursiveMode::Recursive)
+                .map_err(|e| watch_error(e, poll))?;
+        }
+    }
+    Ok(())
+}
+
+struct Cycle {
+    handle: JoinHandle<Result<BuildOutcome, Error>>,
+    hooks: Arc<WatchHooks>,
+}
+
+fn start(
+    project: &Project,
+    overrides: &Overrides,
+    services: &Arc<Services>,
+    reporter: &Arc<Reporter>,
+    cancel: &CancellationToken,
+) -> Cycle {
+    let hooks = Arc::new(WatchHooks::default());
+    let (project, services, reporter, cancel) = (
+        project.clone(),
+        services.clone(),
+        reporter.clone(),
+        cancel.clone(),
+    );
+    let opts = BuildOptions {
+        overrides: overrides.clone(),
+        watch: Some(hooks.clone()),
+        ..Default::default()
+    };
+    let handle =
+        tokio::spawn(
+            async move { build::build(&project, &opts, &services, &reporter, &cancel).await },
+        );
+    Cycle { handle, hooks }
+}
+
+/// Stops the in-flight renders whose inputs changed; the others keep going.
+async fn supersede(cycle: &Cycle, project: &Project, overrides: &Overrides, services: &Services) {
+    cycle
+        .hooks
+        .superseded
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let inflight: Vec<(String, String, CancellationToken)> = match cycle.hooks.inflight.lock() {
+        Ok(m) => m
+            .iter()
+            .map(|(s, (k, t))| (s.clone(), k.clone(), t.clone()))
+            .collect(),
+        Err(_) => return,
+    };
+    if inflight.is_empty() {
+        return;
+    }
+    let fresh = build::prepare(
+        project,
+        overrides,
+        &services.python,
+        &CancellationToken::new(),
+    )
+    .await;
+    for (scene, key, token) in inflight {
+        let now = fresh.as_ref().ok().and_then(|p| {
+            p.discovery
+                .scenes
+                .iter()
+                .position(|s| s.id.0 == scene)
+                .map(|i| p.keys[i].clone())
+        });
+        // Gone, changed, or unknowable (the project does not load): stop it.
+        if now.as_deref() != Some(key.as_str()) {
+            token.cancel();
+        }
+    }
+}
+
+fn on_success(cmd: &str, output: &Path, reporter: &Reporter) {
+    let spawned = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .env("PARENDER_OUTPUT", output)
+        .stdin(std::process::Stdio::null())
+        .spawn();
+    match spawned {
+        // Reap it in the background; its output goes to our terminal.
+        Ok(mut child) => {
+            std::thread::spawn(move || {
+                let _ = child.wait();
+            });
+        }
+        Err(e) => reporter.warning(&format!("--on-success `{cmd}` could not start: {e}")),
+    }
+}
+
+pub async fn run(args: WatchArgs, cancel: CancellationToken) -> ExitCode {
+    let reporter = Arc::new(Reporter::new(args.message_format));
+    match watch(args, &reporter, cancel).await {
+        Ok(code) => code,
+        Err(e) => {
+            reporter.error(&e);
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+async fn watch(
+    args: WatchArgs,
+    reporter: &Arc<Reporter>,
+    cancel: CancellationToken,
+) -> Result<ExitCode, Error> {
+    let mut project = Project::open(args.project.as_deref())?;
+    let services = Arc::new(crate::cli::services(&project)?);
+    let overrides = Overrides {
+        release: args.release,
+        quality: args.quality,
+        jobs: args.jobs.map(|j| j as usize),
+    };
+    let parse = |s: &str, what: &str| {
+        parse_duration(s).ok_or_else(|| Error::Selection {
+            message: format!("invalid {what} `{s}`"),
+            help: Some("write a duration like 100ms, 0.5s or 2s".into()),
+        })
+    };
+    let debounce = match &args.debounce {
+        Some(d) => parse(d, "--debounce")?,
+        None => project
+            .config
+            .watch
+            .debounce
+            .map(|d| d.0)
+            .unwrap_or(DEFAULT_DEBOUNCE),
+    };
+    let poll = args
+        .poll
+        .as_deref()
+        .map(|p| parse(p, "--poll interval"))
+        .transpose()?;
+
+    let (tx, mut rx) = mpsc::unbounded_channel::<notify::Result<notify::Event>>();
+    let handler = move |res: notify::Result<notify::Event>| {
+        let _ = tx.send(res);
+    };
+    let mut watcher: Box<dyn Watcher + Send> = match poll {
+        Some(interval) => Box::new(
+            notify::PollWatcher::new(
+                handler,
+                notify::Config::default()
+                    .with_poll_interval(interval)
+                    .with_compare_contents(true),
+            )
+            .map_err(|e| watch_error(e, true))?,
+        ),
+        None => Box::new(
+            notify::RecommendedWatcher::new(handler, notify::Config::default())
+                .map_err(|e| watch_error(e, false))?,
+        ),
+    };
+    let mut filter = Filter::new(&project)?;
+    watch_tree(watcher.as_mut(), &project, &filter, poll.is_some())?;
+
+    if args.clear && !reporter.is_json() {
+        eprint!("\x1b[2J\x1b[H");
+    }
+    let mut cycle = Some(start(&project, &overrides, &services, reporter, &cancel));
+    let mut rerun = false;
+    let mut pending: BTreeSet<String> = BTreeSet::new();
+    let mut quiet_until: Option<Instant> = None;
+    let mut first_event: Option<Instant> = None;
+    loop {
+        let deadline = match (quiet_until, first_event) {
+            (Some(q), Some(f)) => Some(q.min(f + MAX_DELAY)),
+            (q, _) => q,
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => {
+                if let Some(c) = cycle.take() {
+                    let _ = c.handle.await;
+                }
+                return Ok(ExitCode::from(130));
+            }
+            ev = rx.recv() => {
+                let Some(ev) = ev else { return Err(Error::Other("the file watcher stopped".into())) };
+                match ev {
+                    // Reads (parender's own hashing among them) change nothing.
+                    Ok(event) if is_read(&event.kind) => {}
+                    Ok(event) => {
+                        let mut any = event.need_rescan();
+                        for p in &event.paths {
+                            if let Some(rel) = filter.relevant(p) {
+                                // A new top-level folder needs its own watch.
+                                if p.parent() == Some(project.root.as_path()) && p.is_dir() {
+                                    let _ = watcher.watch(p, RecursiveMode::Recursive);
+                                }
+                                pending.insert(rel);
+                                any = true;
+                            }
+                        }
+                        if event.need_rescan() {
+                            // The kernel dropped events: look at everything again.
+                            pending.insert("(rescan)".into());
+                            let _ = watch_tree(watcher.as_mut(), &project, &filter, poll.is_some());
+                        }
+                        if any {
+                            quiet_until = Some(Instant::now() + debounce);
+                            first_event.get_or_insert_with(Instant::now);
+                        }
+                    }
+                    Err(e) => reporter.warning(&format!("file watcher: {e}")),
+                }
+            }
+            _ = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending::<()>().await,
+                }
+            } => {
+                quiet_until = None;
+                first_event = None;
+                let paths: Vec<String> = std::mem::take(&mut pending).into_iter().collect();
+                reporter.emit(&Message::WatchChange { paths: paths.clone() });
+                if args.clear && !reporter.is_json() {
+                    eprint!("\x1b[2J\x1b[H");
+                }
+                reporter.status("Changed", &paths.join(", "));
+                if paths.iter().any(|p| p == MANIFEST) {
+                    match Project::open(Some(&project.root)) {
+                        Ok(p) => {
+                            project = p;
+                            match Filter::new(&project) {
+                                Ok(f) => filter = f,
+                                Err(e) => reporter.error(&e),
+                            }
+                        }
+                        Err(e) => {
+                            reporter.error(&e);
+                            reporter.warning("keeping the last good configuration until parender.toml is fixed");
+                        }
+                    }
+                }
+                match &cycle {
+                    Some(c) => {
+                        supersede(c, &project, &overrides, &services).await;
+                        rerun = true;
+                    }
+                    None => cycle = Some(start(&project, &overrides, &services, reporter, &cancel)),
+                }
+            }
+            done = async {
+                match cycle.as_mut() {
+                    Some(c) => (&mut c.handle).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                cycle = None;
+                match done {
+                    Ok(Ok(outcome)) => {
+                        if outcome.superseded || rerun {
+                            rerun = false;
+                            cycle = Some(start(&project, &overrides, &services, reporter, &cancel));
+                            continue;
+                        }
+                        if outcome.success
+                            && let (Some(cmd), Some(out)) = (&args.on_success, &outcome.output)
+                        {
+                            on_success(cmd, out, reporter);
+                        }
+                    }
+                    Ok(Err(Error::Interrupted)) => return Ok(ExitCode::from(130)),
+                    Ok(Err(e)) => reporter.error(&e),
+                    Err(e) => reporter.error(&Error::Other(format!("the build task failed: {e}"))),
+                }
+                if rerun {
+                    rerun = false;
+                    cycle = Some(start(&project, &overrides, &services, reporter, &cancel));
+                } else {
+                    reporter.status("Watching", &format!("{} for changes (Ctrl-C to stop)", project.root.display()));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn editor_temp_files() {
+        for t in [
+            "4913",
+            "scene.py~",
+            ".scene.py.swp",
+            ".scene.py.swx",
+            "#scene.py#",
+            ".#scene.py",
+            "scene.py___jb_tmp___",
+            "scene.py___jb_old___",
+            ".scene.py.tmp",
+            "common.cpython-311.pyc",
+        ] {
+            assert!(is_editor_temp(t), "{t}");
+        }
+        for f in [
+            "scene.py",
+            "logo.svg",
+            "01_intro.wav",
+            "manim.cfg",
+            ".gitignore",
+        ] {
+            assert!(!is_editor_temp(f), "{f}");
+        }
+    }
+
+    #[test]
+    fn filter_ignores_own_folders_tools_and_globs() {
+        let root = PathBuf::from("/p");
+        let project = Project {
+            root: root.clone(),
+            manifest: root.join(MANIFEST),
+            config: Config::parse(
+                "[watch]\nignore = [\"drafts/**\", \"*.log\"]\n",
+                Path::new("p.toml"),
+            )
+            .unwrap(),
+            name: "p".into(),
+        };
+        let f = Filter::new(&project).unwrap();
+        assert_eq!(
+            f.relevant(&root.join("scenes/a.py")).as_deref(),
+            Some("scenes/a.py")
+        );
+        assert_eq!(
+            f.relevant(&root.join("parender.toml")).as_deref(),
+            Some("parender.toml")
+        );
+        for ignored in [
+            ".parender/cache/x.json",
+            "out/dev/p.mp4",
+            "scenes/__pycache__/a.cpython-311.pyc",
+            "media/videos/a.mp4",
+            ".git/index",
+            "drafts/x.py",
+            "run.log",
+            "scenes/4913",
+        ] {
+            assert_eq!(f.relevant(&root.join(ignored)), None, "{ignored}");
+        }
+        assert_eq!(f.relevant(Path::new("/elsewhere/a.py")), None);
+    }
+}
