@@ -21,7 +21,12 @@ struct Watch {
 
 impl Watch {
     fn start(p: &TestProject, fake: bool, extra_env: &[(&str, &str)]) -> Watch {
+        Watch::start_with(p, fake, extra_env, &[])
+    }
+
+    fn start_with(p: &TestProject, fake: bool, extra_env: &[(&str, &str)], args: &[&str]) -> Watch {
         let mut cmd = p.command(&["watch", "--message-format", "json"]);
+        cmd.args(args);
         if fake {
             cmd.env("PARENDER_FAKE_RENDERER", "1");
         }
@@ -268,6 +273,34 @@ fn a_failing_scene_keeps_the_video_whole() {
                 .contains("keeps its last good render")
     }));
     assert_eq!(ev.last().unwrap()["duration"], 4.0);
+    w.stop();
+}
+
+#[test]
+fn polling_watch_and_on_success_hook() {
+    let p = TestProject::new("");
+    p.write("scenes/a.py", &scene("A", ""));
+    let hook_out = p.path().join("hook.txt");
+    let hook = format!("echo \"$PARENDER_OUTPUT\" >> {}", hook_out.display());
+    let mut w = Watch::start_with(&p, true, &[], &["--poll", "100ms", "--on-success", &hook]);
+    let first = w.next_build();
+    let output = first.last().unwrap()["output"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    p.write("scenes/a.py", &scene("A", "# edited"));
+    assert_eq!(rendered(&w.next_build()), vec!["scenes/a.py:A"]);
+    // The hook ran after each successful build, with the video's path.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let text = std::fs::read_to_string(&hook_out).unwrap_or_default();
+        if text.lines().count() == 2 {
+            assert!(text.lines().all(|l| l == output), "{text}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "hook output: {text:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     w.stop();
 }
 
