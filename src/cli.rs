@@ -63,8 +63,9 @@ pub enum Command {
     },
 }
 
+/// Which project, profile and parallelism: shared by `build` and `watch`.
 #[derive(Debug, Args)]
-pub struct BuildArgs {
+pub struct ProfileArgs {
     /// Project folder (default: the nearest folder upward with parender.toml)
     #[arg(long, value_name = "DIR")]
     pub project: Option<PathBuf>,
@@ -77,6 +78,22 @@ pub struct BuildArgs {
     /// Renders at once (default: profile's `jobs`, else the number of CPUs)
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub jobs: Option<u32>,
+}
+
+impl ProfileArgs {
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            release: self.release,
+            quality: self.quality,
+            jobs: self.jobs.map(|j| j as usize),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub profile: ProfileArgs,
     /// Write the final video here instead of out/<profile>/<name>.mp4
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -97,18 +114,8 @@ pub struct BuildArgs {
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
-    /// Project folder (default: the nearest folder upward with parender.toml)
-    #[arg(long, value_name = "DIR")]
-    pub project: Option<PathBuf>,
-    /// Build the release profile
-    #[arg(long)]
-    pub release: bool,
-    /// Manim quality, overriding the profile
-    #[arg(long, short = 'q', value_name = "Q", value_parser = parse_quality)]
-    pub quality: Option<Quality>,
-    /// Renders at once
-    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub jobs: Option<u32>,
+    #[command(flatten)]
+    pub profile: ProfileArgs,
     /// Poll the file system instead of using inotify (network and container
     /// file systems), every INTERVAL (default 500ms)
     #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "500ms")]
@@ -276,7 +283,7 @@ async fn run_build(args: BuildArgs) -> ExitCode {
     let mut reporter = Reporter::new(args.message_format);
     reporter.explain = args.explain;
     let reporter = Arc::new(reporter);
-    let project = match Project::open(args.project.as_deref()) {
+    let project = match Project::open(args.profile.project.as_deref()) {
         Ok(p) => p,
         Err(e) => return fail(&reporter, e),
     };
@@ -285,11 +292,7 @@ async fn run_build(args: BuildArgs) -> ExitCode {
         Err(e) => return fail(&reporter, e),
     };
     let opts = BuildOptions {
-        overrides: Overrides {
-            release: args.release,
-            quality: args.quality,
-            jobs: args.jobs.map(|j| j as usize),
-        },
+        overrides: args.profile.overrides(),
         output: args.output,
         strict: args.strict,
         scenes: args.scenes,

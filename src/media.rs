@@ -106,6 +106,27 @@ fn parse_ratio(s: &str) -> Option<(u64, u64)> {
     (b != 0 && a != 0).then_some((a, b))
 }
 
+/// Output options that encode like Manim's own files (libx264, High,
+/// yuv420p, crf 23, default preset) with the given MP4 timescale, so the
+/// result joins Manim's videos by stream copy.
+pub fn manim_x264_args(timescale: u64) -> [OsString; 13] {
+    args![
+        "-c:v",
+        "libx264",
+        "-preset",
+        "medium",
+        "-crf",
+        "23",
+        "-profile:v",
+        "high",
+        "-pix_fmt",
+        "yuv420p",
+        "-video_track_timescale",
+        timescale.to_string(),
+        "-an"
+    ]
+}
+
 #[derive(Debug, Clone)]
 pub struct Ffmpeg {
     pub ffmpeg: PathBuf,
@@ -288,7 +309,7 @@ impl Ffmpeg {
         let rate = format!("{}/{}", info.fps_num, info.fps_den);
         let loops = format!("loop=loop={}:size=1:start=0", frames.saturating_sub(1));
         let count = frames.to_string();
-        let timescale = (info.tb_den / info.tb_num.max(1)).to_string();
+        let timescale = info.tb_den / info.tb_num.max(1);
         self.run(
             "ffmpeg",
             &args![
@@ -310,21 +331,11 @@ impl Ffmpeg {
                 loops,
                 "-frames:v",
                 count,
-                "-c:v",
-                "libx264",
-                "-preset",
-                "medium",
-                "-crf",
-                "23",
-                "-profile:v",
-                "high",
-                "-pix_fmt",
-                "yuv420p",
-                "-video_track_timescale",
-                timescale,
-                "-an",
-                out,
-            ],
+            ]
+            .into_iter()
+            .chain(manim_x264_args(timescale))
+            .chain([OsString::from(out)])
+            .collect::<Vec<_>>(),
             out,
         )
         .await?;

@@ -61,25 +61,8 @@ pub async fn card(
             .args([
                 "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", &source, "-vf", &filter,
             ])
-            .args([
-                "-c:v",
-                "libx264",
-                "-preset",
-                "medium",
-                "-crf",
-                "23",
-                "-profile:v",
-                "high",
-            ])
-            .args([
-                "-pix_fmt",
-                "yuv420p",
-                "-video_track_timescale",
-                &timescale.to_string(),
-                "-an",
-                "-f",
-                "mp4",
-            ])
+            .args(crate::media::manim_x264_args(timescale))
+            .args(["-f", "mp4"])
             .arg(tmp.path())
             .kill_on_drop(true)
             .output()

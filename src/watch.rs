@@ -261,13 +261,9 @@ async fn watch(
     reporter: &Arc<Reporter>,
     cancel: CancellationToken,
 ) -> Result<ExitCode, Error> {
-    let mut project = Project::open(args.project.as_deref())?;
+    let mut project = Project::open(args.profile.project.as_deref())?;
     let services = Arc::new(crate::cli::services(&project)?);
-    let overrides = Overrides {
-        release: args.release,
-        quality: args.quality,
-        jobs: args.jobs.map(|j| j as usize),
-    };
+    let overrides = args.profile.overrides();
     let parse = |s: &str, what: &str| {
         parse_duration(s).ok_or_else(|| Error::Selection {
             message: format!("invalid {what} `{s}`"),

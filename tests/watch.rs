@@ -316,13 +316,7 @@ fn real_manim_watch_and_sigint_leaves_no_process() {
     let mut w = Watch::start(&p, false, &[]);
     assert_eq!(rendered(&w.next_build()), vec!["scenes/a.py:A"]);
     let pidfile = p.path().join("helper.pid");
-    p.write(
-        "scenes/b.py",
-        &format!(
-            "import subprocess, time\nfrom manim import *\n\n\nclass B(Scene):\n    def construct(self):\n        child = subprocess.Popen(['sleep', '300'])\n        open({:?}, 'w').write(str(child.pid))\n        time.sleep(300)\n",
-            pidfile.display().to_string()
-        ),
-    );
+    common::write_hanging_scene(&p, "scenes/b.py", "B", &pidfile, false);
     w.until("B's render", |v| {
         v["reason"] == "scene-started" && v["scene"] == "scenes/b.py:B"
     });
@@ -334,10 +328,10 @@ fn real_manim_watch_and_sigint_leaves_no_process() {
     let status = w.stop();
     assert_eq!(status.code(), Some(130));
     std::thread::sleep(Duration::from_millis(300));
-    let pid = std::fs::read_to_string(&pidfile).unwrap();
-    let alive = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
-        .is_ok_and(|s| s.split_whitespace().nth(2) != Some("Z"));
-    assert!(!alive, "the render's helper {pid} outlived parender watch");
+    assert!(
+        !common::pidfile_alive(&pidfile),
+        "the render's helper outlived parender watch"
+    );
     assert_eq!(
         std::fs::read_dir(p.path().join(".parender/tmp"))
             .unwrap()

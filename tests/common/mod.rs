@@ -122,3 +122,34 @@ pub fn run_tool(prog: &str, args: &[&str]) -> Vec<u8> {
     );
     out.stdout
 }
+
+/// A scene `class` in `rel` that starts a helper process (its pid written to
+/// `pidfile`) and then hangs, optionally after one short animation.
+pub fn write_hanging_scene(
+    p: &TestProject,
+    rel: &str,
+    class: &str,
+    pidfile: &Path,
+    animate_first: bool,
+) {
+    let first = if animate_first {
+        "        self.play(FadeIn(Dot()), run_time=0.2)\n"
+    } else {
+        ""
+    };
+    p.write(
+        rel,
+        &format!(
+            "import subprocess, time\nfrom manim import *\n\n\nclass {class}(Scene):\n    def construct(self):\n{first}        child = subprocess.Popen(['sleep', '300'])\n        open({:?}, 'w').write(str(child.pid))\n        time.sleep(300)\n",
+            pidfile.display().to_string()
+        ),
+    );
+}
+
+/// Whether the process whose pid is in `pidfile` is still running (zombies
+/// count as gone).
+pub fn pidfile_alive(pidfile: &Path) -> bool {
+    let pid = std::fs::read_to_string(pidfile).expect("pid file");
+    std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+        .is_ok_and(|s| s.split_whitespace().nth(2) != Some("Z"))
+}
