@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -14,15 +13,14 @@ use crate::fingerprint::{Fingerprinter, Inputs, explain};
 use crate::hashcache::HashCache;
 use crate::media::Ffmpeg;
 use crate::messages::{Message, SceneStatus};
-use crate::mux::{self, MuxInput, Segment};
 use crate::plan::{self, Action};
 use crate::project::Project;
-use crate::render::{RenderFailure, RenderJob, Renderer};
+use crate::publish;
+use crate::render::{RenderFailure, RenderJob, Rendered, Renderer};
 use crate::report::{Finished, Reporter, Timer, user_traceback};
 use crate::scene::{SceneError, SceneId};
 use crate::settings::{BuildSettings, Overrides};
-use crate::stitch;
-use crate::store::{Entry, LocalStore, Lookup, Store, now_unix};
+use crate::store::{Entry, Extras, LocalStore, Lookup, Store, now_unix};
 
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
@@ -132,6 +130,32 @@ pub async fn prepare(
         hashes,
         store,
     })
+}
+
+impl Prepared {
+    /// Whether scene `i` makes sound of its own (`add_sound`), as its latest
+    /// render in this profile (else the other) shows; `None` before any.
+    pub fn scene_sound(&self, i: usize) -> Option<bool> {
+        let id = &self.discovery.scenes[i].id;
+        let profile = self.settings.profile.name();
+        [profile, "dev", "release"]
+            .iter()
+            .find_map(|prof| match self.store.latest(id, prof) {
+                Ok(Lookup::Hit(e)) => Some(e.sound.is_some()),
+                _ => None,
+            })
+    }
+}
+
+/// Says what a scene's audio is: `audio/a.wav`, `sound from the scene`,
+/// both, or `(no audio)`.
+pub fn describe_audio(audio: Option<&Path>, sound: Option<bool>) -> String {
+    match (audio, sound == Some(true)) {
+        (Some(a), true) => format!("{} + sound from the scene", a.display()),
+        (Some(a), false) => a.display().to_string(),
+        (None, true) => "sound from the scene".into(),
+        (None, false) => "(no audio)".into(),
+    }
 }
 
 /// Why scene `i` needs rendering: the difference from its last render.
@@ -272,7 +296,7 @@ impl RenderTask {
                             secs,
                         );
                     }
-                    match self.store_render(&out.video, out.log_tail, secs).await {
+                    match self.store_render(out, secs).await {
                         Ok(e) => break Done::Rendered(e, secs),
                         Err(e) => {
                             break Done::Failed(
@@ -349,13 +373,36 @@ impl RenderTask {
         done
     }
 
-    async fn store_render(
-        &self,
-        video: &Path,
-        log_tail: String,
-        secs: f64,
-    ) -> Result<Entry, Error> {
-        let info = self.ffmpeg.probe_video(video).await?;
+    /// Stores a render: its video stream alone (a stream copy, so the frames
+    /// stay Manim's), the scene's own sound and its subtitles.
+    async fn store_render(&self, out: Rendered, secs: f64) -> Result<Entry, Error> {
+        let ff = &self.ffmpeg;
+        let info = ff.probe_video(&out.video).await?;
+        let work = tempfile::Builder::new()
+            .prefix(".store-")
+            .tempdir_in(&self.job.media_dir)
+            .map_err(|e| Error::io(&self.job.media_dir, e))?;
+        let (mut video, mut sound) = (out.video.clone(), None);
+        if ff.has_audio(&out.video).await? {
+            sound = match out.sound {
+                Some(wav) => Some(wav),
+                // A Manim that keeps no WAV: the AAC copy, decoded.
+                None => {
+                    let wav = work.path().join("sound.wav");
+                    ff.extract_audio(&out.video, &wav).await?;
+                    Some(wav)
+                }
+            };
+            video = work.path().join("video.mp4");
+            ff.video_only(&out.video, &info, &video).await?;
+            let got = ff.probe_video(&video).await?;
+            if got != info {
+                return Err(Error::Incompatible(format!(
+                    "the video stream of {} changed when its sound was split off ({got:?} != {info:?})",
+                    out.video.display()
+                )));
+            }
+        }
         let entry = Entry {
             key: self.job.key.clone(),
             scene: self.job.scene.id.clone(),
@@ -365,35 +412,20 @@ impl RenderTask {
             info,
             render_seconds: secs,
             created: now_unix(),
-            log_tail,
+            log_tail: out.log_tail.clone(),
             inputs: Some(self.inputs.clone()),
+            sound: None,
+            subtitles: None,
             video: PathBuf::new(),
+            sound_file: None,
+            subtitles_file: None,
         };
-        self.store.put(entry, video)
+        let extras = Extras {
+            sound: sound.as_deref(),
+            subtitles: out.subtitles.as_deref(),
+        };
+        self.store.put(entry, &video, extras)
     }
-}
-
-/// What the last stitch of an output was made from, so an unchanged video
-/// is not stitched again.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Published {
-    key: String,
-    size: u64,
-    modified_ns: i128,
-}
-
-fn published_path(state: &Path, output: &Path) -> PathBuf {
-    let h = blake3::hash(output.as_os_str().as_encoded_bytes()).to_hex();
-    state.join("outputs").join(format!("{}.json", &h[..32]))
-}
-
-fn stamp_of(output: &Path) -> Option<(u64, i128)> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(output).ok()?;
-    Some((
-        m.len(),
-        m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
-    ))
 }
 
 /// Removes scratch folders of builds that were killed (their lock is free).
@@ -678,6 +710,8 @@ pub async fn build(
             seconds: (timer.secs() * 1000.0).round() / 1000.0,
             duration: None,
             superseded: true,
+            subtitles: None,
+            chapters: None,
         });
         return Ok(BuildOutcome {
             success: false,
@@ -727,101 +761,37 @@ pub async fn build(
     let ok = rendered + cached;
     let output = output_path(project, settings, opts.output.as_deref());
     let mut written = None;
-    let mut duration = None;
-    let available: Vec<(usize, Entry)> = entries
+    let mut published = None;
+    let available: Vec<(&crate::scene::Scene, Entry)> = entries
         .into_iter()
         .enumerate()
-        .filter_map(|(i, e)| e.map(|e| (i, e)))
+        .filter_map(|(i, e)| e.map(|e| (&scenes[i], e)))
         .collect();
     if opts.strict && !failed.is_empty() {
         reporter.warning("--strict: a scene failed, so no final video was written");
     } else if available.is_empty() {
         reporter.warning("no scene rendered, so no final video was written");
     } else {
-        let gap = project.config.gap.map(|g| g.0.as_secs_f64()).unwrap_or(0.0);
-        let last = available.len() - 1;
-        let mux_cache = p.store.dir().join("mux");
-        // Owned inputs, so each mux is a self-contained future.
-        let jobs: Vec<(SceneId, Entry, Option<PathBuf>, u64)> = available
-            .iter()
-            .enumerate()
-            .map(|(n, (i, e))| {
-                let gap_frames = if n == last {
-                    0
-                } else {
-                    (gap * e.info.fps_num as f64 / e.info.fps_den as f64).round() as u64
-                };
-                let audio = scenes[*i].audio.as_ref().map(|a| project.root.join(a));
-                (scenes[*i].id.clone(), e.clone(), audio, gap_frames)
-            })
-            .collect();
-        let ff = &services.ffmpeg;
-        let segments: Vec<Result<Segment, Error>> = futures::stream::iter(jobs)
-            .map(|(id, e, audio, gap_frames)| {
-                let (ff, mux_cache, hashes) = (ff.clone(), mux_cache.clone(), p.hashes.clone());
-                async move {
-                    let input = MuxInput {
-                        scene: &id,
-                        video: &e.video,
-                        video_hash: &e.video_hash,
-                        info: &e.info,
-                        audio: audio.as_deref(),
-                        gap_frames,
-                    };
-                    mux::mux(&ff, &input, &mux_cache, &hashes).await
-                }
-            })
-            .buffered(settings.jobs)
-            .collect()
-            .await;
-        let segments = segments.into_iter().collect::<Result<Vec<_>, _>>()?;
+        let job = publish::Publish {
+            ffmpeg: &services.ffmpeg,
+            hashes: &p.hashes,
+            state: &state,
+            mux_cache: p.store.dir().join("mux"),
+            work: &scratch.path().join("stitch"),
+            output: &output,
+            gap: project.config.gap.map(|g| g.0.as_secs_f64()).unwrap_or(0.0),
+            subtitles: project.config.output.0.subtitles,
+            jobs: settings.jobs,
+            root: &project.root,
+        };
+        let done = publish::publish(&job, &available, reporter).await;
         if cancel.is_cancelled() {
             return Err(Error::Interrupted);
         }
-        // The stitch's key: every piece and narration, in order.
-        let mut h = blake3::Hasher::new();
-        h.update(b"parender-stitch-v1\0");
-        for s in &segments {
-            for piece in &s.pieces {
-                h.update(piece.as_os_str().as_encoded_bytes());
-                h.update(b"\0");
-            }
-            h.update(format!("{}\0{:?}\0", s.frames, s.pcm).as_bytes());
-        }
-        let stitch_key = h.finalize().to_hex().to_string();
-        let record = published_path(&state, &output);
-        let previous: Option<Published> = std::fs::read(&record)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
-        let unchanged = match (&previous, stamp_of(&output)) {
-            (Some(prev), Some((size, modified_ns))) => {
-                prev.key == stitch_key && prev.size == size && prev.modified_ns == modified_ns
-            }
-            _ => false,
-        };
-        let seconds: f64 = segments.iter().map(Segment::seconds).sum();
-        if unchanged {
-            reporter.status(
-                "Fresh",
-                &format!("{} (nothing changed)", project.relative(&output)),
-            );
-        } else {
-            reporter.status("Stitching", &format!("{} scenes", segments.len()));
-            stitch::stitch(ff, &segments, &scratch.path().join("stitch"), &output).await?;
-            if let Some((size, modified_ns)) = stamp_of(&output) {
-                let rec = Published {
-                    key: stitch_key,
-                    size,
-                    modified_ns,
-                };
-                if let Ok(bytes) = serde_json::to_vec(&rec) {
-                    let _ = crate::store::write_atomic(&record, &bytes);
-                }
-            }
-        }
-        duration = Some(seconds);
+        published = Some(done?);
         written = Some(output.clone());
     }
+    let duration = published.as_ref().map(|o| o.seconds);
     p.hashes.save();
     record_stats(
         project,
@@ -843,6 +813,14 @@ pub async fn build(
         seconds: (timer.secs() * 1000.0).round() / 1000.0,
         duration: duration.map(|d| (d * 1000.0).round() / 1000.0),
         superseded: false,
+        subtitles: published
+            .as_ref()
+            .and_then(|o| o.subtitles.as_ref())
+            .map(|p| p.display().to_string()),
+        chapters: published
+            .as_ref()
+            .and_then(|o| o.chapters.as_ref())
+            .map(|p| p.display().to_string()),
     });
     if !reporter.is_json() {
         if let (Some(p), Some(d)) = (&written, duration) {

@@ -335,14 +335,14 @@ pub fn services(project: &Project) -> Result<Services, Error> {
 async fn list_scenes(args: &ScenesArgs, reporter: &Reporter) -> Result<(), Error> {
     let project = Project::open(args.project.as_deref())?;
     let (python, _) = Toolchain::resolve_python(&project)?;
-    let d = crate::build::prepare(
+    let p = crate::build::prepare(
         &project,
         &Overrides::default(),
         &python,
         &CancellationToken::new(),
     )
-    .await?
-    .discovery;
+    .await?;
+    let d = &p.discovery;
     for w in &d.warnings {
         reporter.warning(w);
     }
@@ -353,22 +353,26 @@ async fn list_scenes(args: &ScenesArgs, reporter: &Reporter) -> Result<(), Error
             b.error.summary()
         ));
     }
-    for s in &d.scenes {
-        let audio = s.audio.as_ref().map(|a| a.display().to_string());
+    for (i, s) in d.scenes.iter().enumerate() {
+        let sound = p.scene_sound(i);
         if reporter.is_json() {
             let l = SceneListing {
                 scene: s.id.0.clone(),
                 file: s.file.clone(),
                 class: s.class.clone(),
                 line: s.line,
-                audio,
+                audio: s.audio.as_ref().map(|a| a.display().to_string()),
+                scene_sound: sound,
+                title: s.title().to_string(),
             };
             if let Ok(line) = serde_json::to_string(&l) {
                 println!("{line}");
             }
         } else {
-            println!("{}  {}", s.id, audio.unwrap_or_else(|| "(no audio)".into()));
+            let audio = crate::build::describe_audio(s.audio.as_deref(), sound);
+            println!("{}  {audio}", s.id);
         }
     }
+    p.hashes.save();
     Ok(())
 }

@@ -24,8 +24,9 @@ pub struct Config {
     pub scenes: Option<String>,
     /// Folder with the narration audio (default `audio`).
     pub audio: Option<String>,
-    /// Folder for final videos (default `out`).
-    pub output: Option<String>,
+    /// `output = "folder"`, or `[output]` with `dir` and `subtitles`.
+    #[serde(default)]
+    pub output: OutputConfig,
     /// Explicit scene order: entries `file.py`, `file.py:Class` or `Class`.
     pub order: Option<Vec<String>>,
     /// Seconds between scenes, holding the previous scene's last frame.
@@ -65,6 +66,45 @@ pub struct WatchConfig {
     pub debounce: Option<Seconds>,
 }
 
+/// `[output]`: where the final video goes and what comes with it. A plain
+/// string (`output = "out"`) names just the folder.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputTable {
+    /// Folder for final videos (default `out`).
+    pub dir: Option<String>,
+    /// `"file"` (default): `<name>.srt` and `<name>.vtt` beside the video;
+    /// `"embed"`: those and a subtitle track in it; `"none"`.
+    #[serde(default)]
+    pub subtitles: crate::stitch::SubtitleMode,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct OutputConfig(pub OutputTable);
+
+impl<'de> Deserialize<'de> for OutputConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = OutputConfig;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a folder name or an [output] table")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<OutputConfig, E> {
+                Ok(OutputConfig(OutputTable {
+                    dir: Some(v.to_string()),
+                    ..OutputTable::default()
+                }))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<OutputConfig, A::Error> {
+                OutputTable::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(OutputConfig)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profiles {
@@ -88,6 +128,8 @@ pub struct SceneOverride {
     /// `false` means none.
     pub audio: Option<AudioOverride>,
     pub timeout: Option<Seconds>,
+    /// The scene's chapter title (default: its class name).
+    pub title: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -435,6 +477,25 @@ audio = false
             Some(AudioOverride::File("voice/other.wav".into()))
         );
         assert_eq!(c.scene["B"].audio, Some(AudioOverride::None));
+    }
+
+    #[test]
+    fn output_is_a_folder_or_a_table() {
+        let c = parse("output = \"build\"\n").unwrap();
+        assert_eq!(c.output.0.dir.as_deref(), Some("build"));
+        assert_eq!(c.output.0.subtitles, crate::stitch::SubtitleMode::File);
+        let c =
+            parse("[output]\ndir = \"v\"\nsubtitles = \"embed\"\n[scene.A]\ntitle = \"Intro\"\n")
+                .unwrap();
+        assert_eq!(c.output.0.dir.as_deref(), Some("v"));
+        assert_eq!(c.output.0.subtitles, crate::stitch::SubtitleMode::Embed);
+        assert_eq!(c.scene["A"].title.as_deref(), Some("Intro"));
+        let err = parse("[output]\nsubtitles = \"srt\"\n").unwrap_err();
+        assert_eq!(err.location(), "parender.toml:2:13");
+        assert!(err.to_string().contains("`file`, `embed`"), "{err}");
+        let err = parse("[output]\nsubtitle = \"file\"\n").unwrap_err();
+        assert_eq!(err.location(), "parender.toml:2:1");
+        assert_eq!(err.help().as_deref(), Some("did you mean `subtitles`?"));
     }
 
     #[test]

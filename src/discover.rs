@@ -355,6 +355,7 @@ pub async fn discover(
                     .timeout
                     .map(|s| s.0)
                     .unwrap_or(DEFAULT_TIMEOUT),
+                title: None,
             });
         }
     }
@@ -482,6 +483,7 @@ mod tests {
             line: None,
             audio: None,
             timeout: DEFAULT_TIMEOUT,
+            title: None,
         }
     }
 

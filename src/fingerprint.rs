@@ -27,7 +27,8 @@ use crate::scene::Scene;
 use crate::settings::RenderSettings;
 
 /// Bumped whenever what parender stores for a render changes meaning.
-pub const RENDER_FORMAT: &str = "parender-render-v2";
+/// v3: entries keep the scene's own sound and subtitles beside its video.
+pub const RENDER_FORMAT: &str = "parender-render-v3";
 
 /// The key material of one render, stored with its cache entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

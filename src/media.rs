@@ -240,6 +240,89 @@ impl Ffmpeg {
         })
     }
 
+    /// Whether `path` has an audio stream (Manim adds one for `add_sound`).
+    pub async fn has_audio(&self, path: &Path) -> Result<bool, Error> {
+        let out = self
+            .run(
+                "ffprobe",
+                &args![
+                    "-v",
+                    "error",
+                    "-select_streams",
+                    "a",
+                    "-show_entries",
+                    "stream=index",
+                    "-of",
+                    "csv=p=0",
+                    path,
+                ],
+                path,
+            )
+            .await?;
+        Ok(!String::from_utf8_lossy(&out).trim().is_empty())
+    }
+
+    /// Copies the video stream of `video` alone into `out` (no re-encode,
+    /// the same MP4 timescale), so a piece never carries a stream whose
+    /// length differs from its video.
+    pub async fn video_only(
+        &self,
+        video: &Path,
+        info: &VideoInfo,
+        out: &Path,
+    ) -> Result<(), Error> {
+        let timescale = (info.tb_den / info.tb_num.max(1)).to_string();
+        self.run(
+            "ffmpeg",
+            &args![
+                "-nostdin",
+                "-v",
+                "error",
+                "-y",
+                "-i",
+                video,
+                "-map",
+                "0:v:0",
+                "-c",
+                "copy",
+                "-map_metadata",
+                "-1",
+                "-video_track_timescale",
+                timescale,
+                "-f",
+                "mp4",
+                out,
+            ],
+            video,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The audio stream of `video`, decoded to a WAV file.
+    pub async fn extract_audio(&self, video: &Path, out: &Path) -> Result<(), Error> {
+        self.run(
+            "ffmpeg",
+            &args![
+                "-nostdin",
+                "-v",
+                "error",
+                "-y",
+                "-i",
+                video,
+                "-vn",
+                "-c:a",
+                "pcm_s16le",
+                "-f",
+                "wav",
+                out,
+            ],
+            video,
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Decodes any audio file to raw 48 kHz stereo s16le PCM; returns the
     /// number of sample frames.
     pub async fn decode_audio(&self, audio: &Path, pcm: &Path) -> Result<u64, Error> {
@@ -342,60 +425,86 @@ impl Ffmpeg {
         Ok(())
     }
 
-    /// Joins `pieces` (identical formats) by stream copy and muxes one PCM
-    /// track, encoded once to AAC, into `out`.
-    pub async fn final_mux(
-        &self,
-        concat_list: &Path,
-        pcm: &Path,
-        timescale: u64,
-        out: &Path,
-    ) -> Result<(), Error> {
-        let ts = timescale.to_string();
-        self.run(
-            "ffmpeg",
-            &args![
-                "-nostdin",
-                "-v",
-                "error",
-                "-y",
-                "-f",
-                "concat",
-                "-safe",
-                "0",
-                "-i",
-                concat_list,
-                "-f",
-                "s16le",
-                "-ar",
-                "48000",
-                "-ac",
-                "2",
-                "-i",
-                pcm,
-                "-map",
-                "0:v:0",
-                "-map",
-                "1:a:0",
-                "-c:v",
-                "copy",
-                "-c:a",
-                "aac",
-                "-b:a",
-                "192k",
-                "-video_track_timescale",
-                ts,
-                "-movflags",
-                "+faststart",
-                "-f",
-                "mp4",
-                out,
-            ],
-            out,
-        )
-        .await?;
+    /// Joins the pieces of `m.concat_list` (identical formats) by stream
+    /// copy, muxes one PCM track encoded once to AAC, the chapters of an
+    /// FFMETADATA file and, when given, an SRT file as a soft subtitle
+    /// track (mov_text).
+    pub async fn final_mux(&self, m: &FinalMux<'_>) -> Result<(), Error> {
+        let ts = m.timescale.to_string();
+        let mut a = args![
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "concat",
+            "-safe",
+            "0",
+            "-i",
+            m.concat_list,
+            "-f",
+            "s16le",
+            "-ar",
+            "48000",
+            "-ac",
+            "2",
+            "-i",
+            m.pcm,
+            "-f",
+            "ffmetadata",
+            "-i",
+            m.chapters,
+        ]
+        .to_vec();
+        if let Some(srt) = m.subtitles {
+            a.extend(args!["-f", "srt", "-i", srt]);
+        }
+        a.extend(args![
+            "-map",
+            "0:v:0",
+            "-map",
+            "1:a:0",
+            "-map_chapters",
+            "2",
+            "-map_metadata",
+            "2",
+        ]);
+        if m.subtitles.is_some() {
+            a.extend(args!["-map", "3:s:0", "-c:s", "mov_text"]);
+        }
+        a.extend(args![
+            "-c:v",
+            "copy",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "192k",
+            "-video_track_timescale",
+            ts,
+            "-movflags",
+            "+faststart",
+            "-f",
+            "mp4",
+            m.out,
+        ]);
+        self.run("ffmpeg", &a, m.out).await?;
         Ok(())
     }
+}
+
+/// What [`Ffmpeg::final_mux`] joins into the final video.
+pub struct FinalMux<'a> {
+    /// The concat demuxer's list, with every piece's exact duration.
+    pub concat_list: &'a Path,
+    /// The whole audio track: 48 kHz stereo s16le.
+    pub pcm: &'a Path,
+    /// FFMETADATA with one `[CHAPTER]` per scene.
+    pub chapters: &'a Path,
+    /// An SRT file to embed as a soft subtitle track.
+    pub subtitles: Option<&'a Path>,
+    /// The video's MP4 timescale (Manim's time base).
+    pub timescale: u64,
+    pub out: &'a Path,
 }
 
 #[cfg(test)]

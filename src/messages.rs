@@ -51,6 +51,9 @@ pub enum Message {
         why: Vec<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<SceneError>,
+        /// Whether its last render has sound of its own (`add_sound`,
+        /// manim-voiceover); `null` before it has rendered.
+        scene_sound: Option<bool>,
     },
     Warning {
         message: String,
@@ -75,6 +78,11 @@ pub enum Message {
         /// before stitching and another build follows.
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         superseded: bool,
+        /// The subtitles written beside the video (`.srt`; a `.vtt` sits
+        /// beside it), when any scene has subcaptions.
+        subtitles: Option<String>,
+        /// The chapter list written beside the video (`.chapters.txt`).
+        chapters: Option<String>,
     },
     /// `watch`: a debounced batch of changed files.
     WatchChange {
@@ -90,7 +98,13 @@ pub struct SceneListing {
     pub file: String,
     pub class: String,
     pub line: Option<u32>,
+    /// The paired narration file, or `null`.
     pub audio: Option<String>,
+    /// Whether its last render has sound of its own (`add_sound`,
+    /// manim-voiceover); `null` before it has rendered.
+    pub scene_sound: Option<bool>,
+    /// Its chapter title.
+    pub title: String,
 }
 
 #[cfg(test)]
@@ -124,6 +138,8 @@ mod tests {
             seconds: 0.5,
             duration: Some(3.0),
             superseded: false,
+            subtitles: None,
+            chapters: Some("out/dev/x.chapters.txt".into()),
         };
         let v: serde_json::Value = serde_json::to_value(&m).unwrap();
         assert_eq!(v["reason"], "build-finished");

@@ -114,6 +114,9 @@ pub fn pair(
             if let Some(t) = ov.timeout {
                 s.timeout = t.0;
             }
+            if let Some(t) = &ov.title {
+                s.title = Some(t.clone());
+            }
             match &ov.audio {
                 Some(AudioOverride::None) => s.audio = None,
                 Some(AudioOverride::File(f)) => {
@@ -184,6 +187,7 @@ mod tests {
             line: None,
             audio: None,
             timeout: crate::discover::DEFAULT_TIMEOUT,
+            title: None,
         }
     }
 

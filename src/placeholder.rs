@@ -91,6 +91,10 @@ pub async fn card(
         created: now_unix(),
         log_tail: String::new(),
         inputs: None,
+        sound: None,
+        subtitles: None,
         video: out,
+        sound_file: None,
+        subtitles_file: None,
     })
 }

@@ -93,6 +93,7 @@ mod tests {
             line: None,
             audio: None,
             timeout: crate::discover::DEFAULT_TIMEOUT,
+            title: None,
         }
     }
 
@@ -111,9 +112,19 @@ mod tests {
         std::fs::write(&v, b"v").unwrap();
         let scenes = vec![scene("A"), scene("B"), scene("C"), scene("D")];
         // A and B were rendered with their current keys, C with an old key.
-        store.put(entry("ka", &scenes[0]), &v).unwrap();
-        store.put(entry("kb", &scenes[1]), &v).unwrap();
-        store.put(entry("kc-old", &scenes[2]), &v).unwrap();
+        store
+            .put(entry("ka", &scenes[0]), &v, crate::store::Extras::default())
+            .unwrap();
+        store
+            .put(entry("kb", &scenes[1]), &v, crate::store::Extras::default())
+            .unwrap();
+        store
+            .put(
+                entry("kc-old", &scenes[2]),
+                &v,
+                crate::store::Extras::default(),
+            )
+            .unwrap();
         let keys: Vec<String> = ["ka", "kb", "kc", "kd"].map(String::from).to_vec();
         let mut w = Vec::new();
         // Build only A and C.

@@ -69,7 +69,7 @@ impl Project {
 
     pub fn output_dir(&self) -> PathBuf {
         self.root
-            .join(self.config.output.as_deref().unwrap_or("out"))
+            .join(self.config.output.0.dir.as_deref().unwrap_or("out"))
     }
 
     /// parender's own state: cache, scratch space. `PARENDER_CACHE_DIR` overrides.

@@ -36,7 +36,26 @@ pub struct RenderJob {
 #[derive(Debug, Clone)]
 pub struct Rendered {
     pub video: PathBuf,
+    /// The scene's own sound as Manim composed it (`<Class>.wav` beside the
+    /// video, for `add_sound`): sample-exact from the first frame, unlike the
+    /// AAC copy in the video, which keeps the encoder's delay.
+    pub sound: Option<PathBuf>,
+    /// `<Class>.srt` beside the video, for `add_subcaption`.
+    pub subtitles: Option<PathBuf>,
     pub log_tail: String,
+}
+
+impl Rendered {
+    /// A render's video and, when they exist, its sound and subtitles.
+    pub fn with_siblings(video: PathBuf, log_tail: String) -> Rendered {
+        let sibling = |ext| Some(video.with_extension(ext)).filter(|p| p.is_file());
+        Rendered {
+            sound: sibling("wav"),
+            subtitles: sibling("srt"),
+            video,
+            log_tail,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -209,6 +228,10 @@ impl ManimRenderer {
             &job.scene.class,
             &job.settings,
         ) {
+            // Its sound and subtitles too: this render may have none.
+            for ext in ["wav", "srt"] {
+                let _ = std::fs::remove_file(old.with_extension(ext));
+            }
             let _ = std::fs::remove_file(old);
         }
         let cmd = self.command(job, &report);
@@ -289,7 +312,7 @@ impl ManimRenderer {
             &job.scene.class,
             &job.settings,
         ) {
-            Some(video) => Ok(Rendered { video, log_tail }),
+            Some(video) => Ok(Rendered::with_siblings(video, log_tail)),
             None => Err(fail(
                 format!(
                     "Manim finished but wrote no video for {} (does `construct` play anything?)",
@@ -397,6 +420,8 @@ impl FakeRenderer {
         }
         Ok(Rendered {
             video: out,
+            sound: None,
+            subtitles: None,
             log_tail: format!("fake render of {}", job.key),
         })
     }

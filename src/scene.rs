@@ -37,9 +37,16 @@ pub struct Scene {
     /// Narration audio, relative to the project root.
     pub audio: Option<PathBuf>,
     pub timeout: Duration,
+    /// `[scene."..."] title`: its chapter title instead of the class name.
+    pub title: Option<String>,
 }
 
 impl Scene {
+    /// Its chapter title: the configured one, else the class name.
+    pub fn title(&self) -> &str {
+        self.title.as_deref().unwrap_or(&self.class)
+    }
+
     /// The short name used in summaries: `03_graph.py:Growth`.
     pub fn short_name(&self) -> String {
         let name = self.file.rsplit('/').next().unwrap_or(&self.file);

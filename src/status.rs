@@ -53,6 +53,7 @@ pub async fn status(args: &StatusArgs, reporter: &Reporter) -> Result<ExitCode, 
                 status: state.into(),
                 why,
                 error,
+                scene_sound: p.scene_sound(i),
             });
         } else {
             let detail = match (&error, why.is_empty()) {
@@ -60,7 +61,11 @@ pub async fn status(args: &StatusArgs, reporter: &Reporter) -> Result<ExitCode, 
                 (None, false) => format!(" ({})", why.join(", ")),
                 (None, true) => String::new(),
             };
-            println!("{state:>6}  {}{detail}", scene.id);
+            let sound = match p.scene_sound(i) {
+                Some(true) => " [sound from the scene]",
+                _ => "",
+            };
+            println!("{state:>6}  {}{detail}{sound}", scene.id);
         }
     }
     for b in &p.discovery.broken {
@@ -75,6 +80,7 @@ pub async fn status(args: &StatusArgs, reporter: &Reporter) -> Result<ExitCode, 
                 status: "failed".into(),
                 why: vec![format!("{} cannot be loaded", b.file)],
                 error: Some(b.error.clone()),
+                scene_sound: None,
             });
         } else {
             println!("failed  {} ({})", b.file, b.error.summary());
@@ -127,12 +133,7 @@ pub fn cache(command: CacheCommand, project: Option<&Path>) -> Result<(), Error>
     match command {
         CacheCommand::Stats => {
             let usage = store.usage()?;
-            let mut objects = std::collections::HashSet::new();
-            let videos: u64 = usage
-                .iter()
-                .filter(|u| objects.insert(u.1.clone()))
-                .map(|u| u.2)
-                .sum();
+            let videos = crate::store::Usage::total(&usage);
             let builds: Vec<BuildStats> = std::fs::read(stats_path(&project))
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok())

@@ -44,10 +44,31 @@ pub struct Entry {
     pub log_tail: String,
     /// The key material: which files (with their hashes) and settings.
     pub inputs: Option<Inputs>,
+    /// blake3 of the scene's own sound (WAV, from `add_sound`), if it has any.
+    #[serde(default)]
+    pub sound: Option<String>,
+    /// blake3 of its subtitles (SRT, from `add_subcaption`), if it has any.
+    #[serde(default)]
+    pub subtitles: Option<String>,
     /// Where the video is, filled in on read.
     #[serde(skip)]
     pub video: PathBuf,
+    /// Where the sound and subtitles are, filled in on read.
+    #[serde(skip)]
+    pub sound_file: Option<PathBuf>,
+    #[serde(skip)]
+    pub subtitles_file: Option<PathBuf>,
 }
+
+/// What a render made besides its video.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extras<'a> {
+    pub sound: Option<&'a Path>,
+    pub subtitles: Option<&'a Path>,
+}
+
+/// Object file extensions: the video, the sound, the subtitles.
+const KINDS: [&str; 3] = ["mp4", "wav", "srt"];
 
 /// What a lookup found.
 #[derive(Debug)]
@@ -60,9 +81,9 @@ pub enum Lookup {
 
 pub trait Store: Send + Sync {
     fn get(&self, key: &str) -> Result<Lookup, Error>;
-    /// Stores `video` (copied in) under `entry.key` and marks it the latest
-    /// render of its scene.
-    fn put(&self, entry: Entry, video: &Path) -> Result<Entry, Error>;
+    /// Stores `video` and its `extras` (copied in) under `entry.key` and
+    /// marks it the latest render of its scene.
+    fn put(&self, entry: Entry, video: &Path, extras: Extras<'_>) -> Result<Entry, Error>;
     fn latest(&self, scene: &SceneId, profile: &str) -> Result<Lookup, Error>;
     /// Remembers (or, with `None`, clears) the failure of a key.
     fn record_failure(
@@ -127,8 +148,45 @@ impl LocalStore {
         self.dir.join("entries").join(format!("{key}.json"))
     }
 
-    fn object_path(&self, hash: &str) -> PathBuf {
-        self.dir.join("objects").join(format!("{hash}.mp4"))
+    fn object_path(&self, hash: &str, ext: &str) -> PathBuf {
+        self.dir.join("objects").join(format!("{hash}.{ext}"))
+    }
+
+    /// The objects an entry names: (hash, extension).
+    fn objects_of(entry: &Entry) -> Vec<(&str, &'static str)> {
+        [
+            Some(&entry.video_hash),
+            entry.sound.as_ref(),
+            entry.subtitles.as_ref(),
+        ]
+        .into_iter()
+        .zip(KINDS)
+        .filter_map(|(h, ext)| h.map(|h| (h.as_str(), ext)))
+        .collect()
+    }
+
+    /// Checks an object against its hash: `Some(problem)` when it is
+    /// missing or does not match.
+    fn check_object(&self, hash: &str, ext: &str) -> Result<Option<String>, Error> {
+        let object = self.object_path(hash, ext);
+        Ok(match self.hashes.hash(&object)? {
+            None => Some(format!("missing {}", object.display())),
+            Some(h) if h != hash => Some(format!("{} does not match its hash", object.display())),
+            Some(_) => None,
+        })
+    }
+
+    /// Copies `file` into the store under its content hash; returns the hash.
+    fn put_object(&self, file: &Path, ext: &str) -> Result<String, Error> {
+        let hash = self
+            .hashes
+            .hash(file)?
+            .ok_or_else(|| Error::Other(format!("{} vanished", file.display())))?;
+        let object = self.object_path(&hash, ext);
+        if self.hashes.hash(&object)?.as_deref() != Some(hash.as_str()) {
+            copy_atomic(file, &object)?;
+        }
+        Ok(hash)
     }
 
     fn latest_path(&self, scene: &SceneId, profile: &str) -> PathBuf {
@@ -178,23 +236,12 @@ impl LocalStore {
                 )));
             }
         };
-        let object = self.object_path(&entry.video_hash);
-        match self.hashes.hash(&object)? {
-            None => {
-                return Ok(Lookup::Corrupt(format!(
-                    "missing video {}",
-                    object.display()
-                )));
+        for (hash, ext) in Self::objects_of(&entry) {
+            if let Some(problem) = self.check_object(hash, ext)? {
+                return Ok(Lookup::Corrupt(problem));
             }
-            Some(h) if h != entry.video_hash => {
-                return Ok(Lookup::Corrupt(format!(
-                    "video {} does not match its hash",
-                    object.display()
-                )));
-            }
-            Some(_) => {}
         }
-        entry.video = object;
+        self.fill_paths(&mut entry);
         Ok(Lookup::Hit(Box::new(entry)))
     }
 
@@ -208,8 +255,8 @@ impl LocalStore {
         }
     }
 
-    /// Entries (key, size of its object, last use) and the total size.
-    pub fn usage(&self) -> Result<Vec<(String, String, u64, std::time::SystemTime)>, Error> {
+    /// Every entry with the objects it names, their size and its last use.
+    pub fn usage(&self) -> Result<Vec<Usage>, Error> {
         let mut out = Vec::new();
         let dir = self.dir.join("entries");
         let Ok(rd) = std::fs::read_dir(&dir) else {
@@ -237,10 +284,25 @@ impl LocalStore {
             let Ok(entry) = serde_json::from_slice::<Entry>(&bytes) else {
                 continue;
             };
-            let size = std::fs::metadata(self.object_path(&entry.video_hash))
-                .map(|m| m.len())
-                .unwrap_or(0);
-            out.push((key.to_string(), entry.video_hash, size, used));
+            let objects: Vec<String> = Self::objects_of(&entry)
+                .iter()
+                .map(|(h, ext)| format!("{h}.{ext}"))
+                .collect();
+            let size = objects
+                .iter()
+                .map(|o| {
+                    std::fs::metadata(self.dir.join("objects").join(o))
+                        .map(|m| m.len())
+                        .unwrap_or(0)
+                })
+                .sum();
+            out.push(Usage {
+                key: key.to_string(),
+                video_hash: entry.video_hash,
+                objects,
+                size,
+                used,
+            });
         }
         Ok(out)
     }
@@ -250,27 +312,24 @@ impl LocalStore {
     /// bytes freed).
     pub fn gc(&self, max_bytes: u64) -> Result<(usize, u64), Error> {
         let mut usage = self.usage()?;
-        usage.sort_by_key(|u| u.3);
-        let mut total: u64 = {
-            let mut seen = std::collections::HashSet::new();
-            usage
-                .iter()
-                .filter(|u| seen.insert(u.1.clone()))
-                .map(|u| u.2)
-                .sum()
-        };
+        usage.sort_by_key(|u| u.used);
+        let mut total = Usage::total(&usage);
         let mut removed = 0;
-        let mut kept: Vec<&(String, String, u64, std::time::SystemTime)> = Vec::new();
+        let mut kept: std::collections::HashSet<&str> = std::collections::HashSet::new();
         for u in &usage {
-            let shared = usage.iter().filter(|o| o.1 == u.1).count() > 1;
+            let shared = usage
+                .iter()
+                .filter(|o| o.video_hash == u.video_hash)
+                .count()
+                > 1;
             if total > max_bytes {
-                let _ = std::fs::remove_file(self.entry_path(&u.0));
+                let _ = std::fs::remove_file(self.entry_path(&u.key));
                 removed += 1;
                 if !shared {
-                    total = total.saturating_sub(u.2);
+                    total = total.saturating_sub(u.size);
                 }
             } else {
-                kept.push(u);
+                kept.extend(u.objects.iter().map(String::as_str));
             }
         }
         // Objects that no remaining entry names.
@@ -279,14 +338,48 @@ impl LocalStore {
         if let Ok(rd) = std::fs::read_dir(&objects) {
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                let hash = name.trim_end_matches(".mp4");
-                if !kept.iter().any(|k| k.1 == hash) {
+                if !kept.contains(name.as_str()) {
                     freed += e.metadata().map(|m| m.len()).unwrap_or(0);
                     let _ = std::fs::remove_file(e.path());
                 }
             }
         }
         Ok((removed, freed))
+    }
+
+    /// Fills in where an entry's objects are.
+    fn fill_paths(&self, entry: &mut Entry) {
+        entry.video = self.object_path(&entry.video_hash, KINDS[0]);
+        entry.sound_file = entry.sound.as_ref().map(|h| self.object_path(h, KINDS[1]));
+        entry.subtitles_file = entry
+            .subtitles
+            .as_ref()
+            .map(|h| self.object_path(h, KINDS[2]));
+    }
+}
+
+/// One cache entry's share of the store.
+#[derive(Debug, Clone)]
+pub struct Usage {
+    pub key: String,
+    pub video_hash: String,
+    /// File names of its objects below `objects/`.
+    pub objects: Vec<String>,
+    /// Their total size in bytes.
+    pub size: u64,
+    /// Last use: the entry file's mtime.
+    pub used: std::time::SystemTime,
+}
+
+impl Usage {
+    /// Bytes of all entries' objects, counting each video once.
+    pub fn total(usage: &[Usage]) -> u64 {
+        let mut seen = std::collections::HashSet::new();
+        usage
+            .iter()
+            .filter(|u| seen.insert(u.video_hash.as_str()))
+            .map(|u| u.size)
+            .sum()
     }
 }
 
@@ -299,16 +392,16 @@ impl Store for LocalStore {
         Ok(found)
     }
 
-    fn put(&self, mut entry: Entry, video: &Path) -> Result<Entry, Error> {
-        let hash = self
-            .hashes
-            .hash(video)?
-            .ok_or_else(|| Error::Other(format!("{} vanished", video.display())))?;
-        let object = self.object_path(&hash);
-        if self.hashes.hash(&object)?.as_deref() != Some(hash.as_str()) {
-            copy_atomic(video, &object)?;
-        }
-        entry.video_hash = hash;
+    fn put(&self, mut entry: Entry, video: &Path, extras: Extras<'_>) -> Result<Entry, Error> {
+        entry.video_hash = self.put_object(video, KINDS[0])?;
+        entry.sound = extras
+            .sound
+            .map(|f| self.put_object(f, KINDS[1]))
+            .transpose()?;
+        entry.subtitles = extras
+            .subtitles
+            .map(|f| self.put_object(f, KINDS[2]))
+            .transpose()?;
         let json = serde_json::to_vec_pretty(&entry).map_err(|e| Error::Other(e.to_string()))?;
         write_atomic(&self.entry_path(&entry.key), &json)?;
         write_atomic(
@@ -316,7 +409,7 @@ impl Store for LocalStore {
             entry.key.as_bytes(),
         )?;
         let _ = std::fs::remove_file(self.failure_path(&entry.key));
-        entry.video = object;
+        self.fill_paths(&mut entry);
         Ok(entry)
     }
 
@@ -377,7 +470,11 @@ impl Entry {
             created: now_unix(),
             log_tail: String::new(),
             inputs: None,
+            sound: None,
+            subtitles: None,
             video: PathBuf::new(),
+            sound_file: None,
+            subtitles_file: None,
         }
     }
 }
@@ -401,7 +498,7 @@ mod tests {
         let v = t.path().join("v.mp4");
         std::fs::write(&v, b"video bytes").unwrap();
         assert!(matches!(store.get("k1").unwrap(), Lookup::Miss));
-        let e = store.put(entry("k1"), &v).unwrap();
+        let e = store.put(entry("k1"), &v, Extras::default()).unwrap();
         assert_eq!(std::fs::read(&e.video).unwrap(), b"video bytes");
         let Lookup::Hit(got) = store.get("k1").unwrap() else {
             panic!("expected a hit")
@@ -422,7 +519,7 @@ mod tests {
         std::fs::write(&e.video, b"video").unwrap();
         assert!(matches!(store.get("k1").unwrap(), Lookup::Corrupt(_)));
         // Putting it again repairs the object.
-        store.put(entry("k1"), &v).unwrap();
+        store.put(entry("k1"), &v, Extras::default()).unwrap();
         assert!(matches!(store.get("k1").unwrap(), Lookup::Hit(_)));
         // No temp files are left in the store.
         for dir in ["objects", "entries"] {
@@ -444,7 +541,7 @@ mod tests {
         assert_eq!(store.failure("k").unwrap().message, "boom");
         let v = t.path().join("v.mp4");
         std::fs::write(&v, b"x").unwrap();
-        store.put(entry("k"), &v).unwrap();
+        store.put(entry("k"), &v, Extras::default()).unwrap();
         assert!(store.failure("k").is_none());
     }
 
@@ -455,7 +552,7 @@ mod tests {
         for (i, key) in ["old", "mid", "new"].iter().enumerate() {
             let v = t.path().join(format!("{key}.mp4"));
             std::fs::write(&v, vec![i as u8; 100]).unwrap();
-            store.put(entry(key), &v).unwrap();
+            store.put(entry(key), &v, Extras::default()).unwrap();
             let f = std::fs::File::options()
                 .write(true)
                 .open(store.entry_path(key))

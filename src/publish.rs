@@ -1,0 +1,297 @@
+//! Publishing: every available render muxed with its audio, then stitched
+//! into the final video with its chapters and subtitles — unless nothing
+//! that goes into it changed since the last time it was written.
+//!
+//! What the last stitch of an output was made from is recorded in
+//! `.parender/outputs/`, in four parts (video pieces, audio, chapters,
+//! subtitles), so `--explain` can say which one changed, and side files a
+//! previous stitch wrote but this one does not (subtitles that are gone) are
+//! removed.
+use std::path::{Path, PathBuf};
+
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::hashcache::HashCache;
+use crate::media::Ffmpeg;
+use crate::mux::{self, MuxInput};
+use crate::report::Reporter;
+use crate::scene::Scene;
+use crate::stitch::{self, Part, SubtitleMode};
+use crate::store::Entry;
+
+/// What one build publishes: the scenes that have a render, in order.
+pub struct Publish<'a> {
+    pub ffmpeg: &'a Ffmpeg,
+    pub hashes: &'a std::sync::Arc<HashCache>,
+    /// `.parender/`: the mux cache and the records of past stitches.
+    pub state: &'a Path,
+    pub mux_cache: PathBuf,
+    /// This build's scratch folder.
+    pub work: &'a Path,
+    pub output: &'a Path,
+    pub gap: f64,
+    pub subtitles: SubtitleMode,
+    pub jobs: usize,
+    pub root: &'a Path,
+}
+
+/// The published video and what came with it.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub seconds: f64,
+    pub chapters: Option<PathBuf>,
+    pub subtitles: Option<PathBuf>,
+}
+
+/// The parts of a stitch's key, so a change can be named.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Parts {
+    video: String,
+    audio: String,
+    chapters: String,
+    subtitles: String,
+}
+
+/// What the last stitch of an output was made from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Record {
+    key: String,
+    size: u64,
+    modified_ns: i128,
+    #[serde(default)]
+    parts: Parts,
+    #[serde(default)]
+    chapters: Option<PathBuf>,
+    #[serde(default)]
+    subtitles: Option<PathBuf>,
+    #[serde(default)]
+    side_files: Vec<PathBuf>,
+}
+
+fn record_path(state: &Path, output: &Path) -> PathBuf {
+    let h = blake3::hash(output.as_os_str().as_encoded_bytes()).to_hex();
+    state.join("outputs").join(format!("{}.json", &h[..32]))
+}
+
+fn stamp_of(output: &Path) -> Option<(u64, i128)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(output).ok()?;
+    Some((
+        m.len(),
+        m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
+    ))
+}
+
+/// Muxes each scene's render with its narration and own sound (cached).
+async fn mux_all(p: &Publish<'_>, scenes: &[(&Scene, Entry)]) -> Result<Vec<Part>, Error> {
+    let last = scenes.len().saturating_sub(1);
+    // Owned inputs, so each mux is a self-contained (Send) future.
+    let jobs: Vec<_> = scenes
+        .iter()
+        .enumerate()
+        .map(|(n, (scene, e))| {
+            let fps = e.info.fps_num as f64 / e.info.fps_den as f64;
+            let gap_frames = if n == last {
+                0
+            } else {
+                (p.gap * fps).round() as u64
+            };
+            let audio = scene.audio.as_ref().map(|a| p.root.join(a));
+            let (ff, cache, hashes) = (p.ffmpeg.clone(), p.mux_cache.clone(), p.hashes.clone());
+            let (id, title, e) = (scene.id.clone(), scene.title().to_string(), e.clone());
+            async move {
+                let input = MuxInput {
+                    scene: &id,
+                    video: &e.video,
+                    video_hash: &e.video_hash,
+                    info: &e.info,
+                    sound: e.sound_file.as_deref().zip(e.sound.as_deref()),
+                    audio: audio.as_deref(),
+                    gap_frames,
+                };
+                let segment = mux::mux(&ff, &input, &cache, &hashes).await?;
+                Ok(Part {
+                    segment,
+                    title,
+                    subtitles: e.subtitles_file.clone(),
+                })
+            }
+        })
+        .collect();
+    let muxes: Vec<Result<Part, Error>> = futures::stream::iter(jobs)
+        .buffered(p.jobs.max(1))
+        .collect()
+        .await;
+    muxes.into_iter().collect()
+}
+
+/// The four parts of the stitch's key.
+fn parts_of(parts: &[Part], mode: SubtitleMode, hashes: &HashCache) -> Result<Parts, Error> {
+    let hex = |h: blake3::Hasher| h.finalize().to_hex().to_string();
+    let (mut video, mut audio, mut chapters, mut subs) = (
+        blake3::Hasher::new(),
+        blake3::Hasher::new(),
+        blake3::Hasher::new(),
+        blake3::Hasher::new(),
+    );
+    video.update(b"parender-stitch-v2\0");
+    subs.update(format!("{mode:?}\0").as_bytes());
+    for p in parts {
+        for piece in &p.segment.pieces {
+            video.update(piece.path.as_os_str().as_encoded_bytes());
+            video.update(format!("\0{}\0", piece.frames).as_bytes());
+        }
+        video.update(format!("{}\0", p.segment.frames).as_bytes());
+        audio.update(format!("{:?}\0{}\0", p.segment.pcm, p.segment.frames).as_bytes());
+        chapters.update(format!("{}\0{}\0", p.title, p.segment.frames).as_bytes());
+        let srt = match &p.subtitles {
+            Some(f) => hashes.hash(f)?,
+            None => None,
+        };
+        subs.update(format!("{srt:?}\0{}\0", p.segment.frames).as_bytes());
+    }
+    Ok(Parts {
+        video: hex(video),
+        audio: hex(audio),
+        chapters: hex(chapters),
+        subtitles: hex(subs),
+    })
+}
+
+/// Why the output must be stitched again, or nothing when it is current.
+fn why_stitch(prev: Option<&Record>, parts: &Parts, output: &Path) -> Vec<String> {
+    let Some(prev) = prev else {
+        return vec!["never stitched".into()];
+    };
+    let mut why = Vec::new();
+    if stamp_of(output) != Some((prev.size, prev.modified_ns)) {
+        why.push("the video was changed or removed outside parender".into());
+    }
+    for (what, a, b) in [
+        ("scene videos changed", &prev.parts.video, &parts.video),
+        ("audio changed", &prev.parts.audio, &parts.audio),
+        ("chapters changed", &prev.parts.chapters, &parts.chapters),
+        ("subtitles changed", &prev.parts.subtitles, &parts.subtitles),
+    ] {
+        if a != b {
+            why.push(what.to_string());
+        }
+    }
+    why
+}
+
+fn key_of(parts: &Parts) -> String {
+    let text = serde_json::to_string(parts).unwrap_or_default();
+    blake3::hash(text.as_bytes()).to_hex().to_string()
+}
+
+/// Muxes and stitches `scenes` (those with a render, in order) into the
+/// output, unless it is already current.
+pub async fn publish(
+    p: &Publish<'_>,
+    scenes: &[(&Scene, Entry)],
+    reporter: &Reporter,
+) -> Result<Outcome, Error> {
+    let parts = mux_all(p, scenes).await?;
+    for part in &parts {
+        if part.segment.clipped > 0 {
+            reporter.warning(&format!(
+                "{}: its narration and its own sound together clip at {} samples; lower one of them",
+                part.segment.scene, part.segment.clipped
+            ));
+        }
+    }
+    let seconds = parts.iter().map(|p| p.segment.seconds()).sum();
+    let key_parts = parts_of(&parts, p.subtitles, p.hashes)?;
+    let record = record_path(p.state, p.output);
+    let prev: Option<Record> = std::fs::read(&record)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let why = why_stitch(prev.as_ref(), &key_parts, p.output);
+    let rel = p.output.strip_prefix(p.root).unwrap_or(p.output);
+    if why.is_empty()
+        && let Some(prev) = prev
+    {
+        reporter.status("Fresh", &format!("{} (nothing changed)", rel.display()));
+        return Ok(Outcome {
+            seconds,
+            chapters: prev.chapters,
+            subtitles: prev.subtitles,
+        });
+    }
+    let because = if reporter.explain {
+        format!(" ({})", why.join(", "))
+    } else {
+        String::new()
+    };
+    reporter.status("Stitching", &format!("{} scenes{because}", parts.len()));
+    let done = stitch::stitch(p.ffmpeg, &parts, p.subtitles, p.work, p.output).await?;
+    for old in prev.iter().flat_map(|r| &r.side_files) {
+        if !done.side_files.contains(old) {
+            let _ = std::fs::remove_file(old);
+        }
+    }
+    if let Some((size, modified_ns)) = stamp_of(p.output) {
+        let rec = Record {
+            key: key_of(&key_parts),
+            size,
+            modified_ns,
+            parts: key_parts,
+            chapters: Some(done.chapters.clone()),
+            subtitles: done.subtitles.clone(),
+            side_files: done.side_files.clone(),
+        };
+        if let Ok(bytes) = serde_json::to_vec(&rec) {
+            let _ = crate::store::write_atomic(&record, &bytes);
+        }
+    }
+    Ok(Outcome {
+        seconds,
+        chapters: Some(done.chapters),
+        subtitles: done.subtitles,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn says_which_part_changed() {
+        let t = tempfile::tempdir().unwrap();
+        let out = t.path().join("v.mp4");
+        std::fs::write(&out, b"video").unwrap();
+        let (size, modified_ns) = stamp_of(&out).unwrap();
+        let parts = Parts {
+            video: "v".into(),
+            audio: "a".into(),
+            chapters: "c".into(),
+            subtitles: "s".into(),
+        };
+        let prev = Record {
+            key: key_of(&parts),
+            size,
+            modified_ns,
+            parts: parts.clone(),
+            ..Record::default()
+        };
+        assert!(why_stitch(Some(&prev), &parts, &out).is_empty());
+        assert_eq!(why_stitch(None, &parts, &out), ["never stitched"]);
+        let retitled = Parts {
+            chapters: "c2".into(),
+            subtitles: "s2".into(),
+            ..parts.clone()
+        };
+        assert_eq!(
+            why_stitch(Some(&prev), &retitled, &out),
+            ["chapters changed", "subtitles changed"]
+        );
+        std::fs::remove_file(&out).unwrap();
+        assert_eq!(
+            why_stitch(Some(&prev), &parts, &out),
+            ["the video was changed or removed outside parender"]
+        );
+    }
+}
