@@ -50,4 +50,5 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 say "building parender"
 cargo build --release --locked --quiet
+PYTHON="$PY" scripts/setup-voiceover-env.sh
 say "ready: $(./target/release/parender --version), manim $want, $(ffmpeg -version | head -1 | cut -d' ' -f1-3)"

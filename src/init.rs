@@ -16,6 +16,10 @@ const CONFIG: &str = r#"# parender project configuration. Every key is optional;
 # python = ".venv/bin/python"   # interpreter with Manim (default: .venv, else manim on PATH)
 # manim_args = []               # extra arguments for every Manim render
 
+[output]
+# dir = "out"                   # final videos: out/<profile>/<name>.mp4, with chapters
+# subtitles = "file"            # add_subcaption cues: "file" (<name>.srt, .vtt), "embed", "none"
+
 [profile.dev]
 # quality = "low"               # 854x480 at 15 fps
 # fps = 15
@@ -27,6 +31,7 @@ const CONFIG: &str = r#"# parender project configuration. Every key is optional;
 # [scene."01_intro.py:Intro"]
 # audio = "audio/intro-take2.wav"
 # timeout = "20m"
+# title = "Introduction"        # its chapter title (default: the class name)
 "#;
 
 const SCENE: &str = r#"from manim import *

@@ -50,7 +50,7 @@ impl Segment {
 }
 
 /// Bumped whenever what a cached mux holds changes meaning.
-pub const MUX_FORMAT: &str = "parender-mux-v2";
+pub const MUX_FORMAT: &str = "parender-mux-v3";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct MuxMeta {
@@ -228,7 +228,10 @@ async fn decode_and_mix(
         None => None,
     };
     let s = match input.sound {
-        Some((wav, _)) => Some(ff.decode_audio(wav, &sound).await?),
+        Some((wav, _)) => {
+            ff.decode_audio(wav, &sound).await?;
+            Some(trim_silent_tail(&sound)?)
+        }
         None => None,
     };
     let rename = |from: &Path| std::fs::rename(from, &out).map_err(|e| Error::io(&out, e));
@@ -271,6 +274,25 @@ async fn encode_hold(
         )));
     }
     Ok(())
+}
+
+/// Cuts the digital silence (all-zero samples) off the end of a PCM file
+/// and returns the samples left. Manim pads a scene's sound with silence (at
+/// least a second of it, pydub's default), which must not hold the scene's
+/// last frame for longer than its video or its real sound lasts.
+fn trim_silent_tail(pcm: &Path) -> Result<u64, Error> {
+    let data = std::fs::read(pcm).map_err(|e| Error::io(pcm, e))?;
+    let keep = data
+        .chunks_exact(BYTES_PER_SAMPLE as usize)
+        .rposition(|s| s.iter().any(|b| *b != 0))
+        .map_or(0, |i| i + 1);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(pcm)
+        .map_err(|e| Error::io(pcm, e))?;
+    f.set_len(keep as u64 * BYTES_PER_SAMPLE)
+        .map_err(|e| Error::io(pcm, e))?;
+    Ok(keep as u64)
 }
 
 fn mix_files(a: &Path, b: &Path, out: &Path) -> Result<(u64, u64), Error> {
@@ -335,6 +357,18 @@ mod tests {
 
     fn pcm(values: &[i16]) -> Vec<u8> {
         values.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn a_silent_tail_is_cut() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("s.pcm");
+        // Stereo samples: sound, a quiet one (left only), then silence.
+        std::fs::write(&f, pcm(&[5, 5, 0, 1, 0, 0, 0, 0])).unwrap();
+        assert_eq!(trim_silent_tail(&f).unwrap(), 2);
+        assert_eq!(std::fs::read(&f).unwrap(), pcm(&[5, 5, 0, 1]));
+        std::fs::write(&f, pcm(&[0, 0])).unwrap();
+        assert_eq!(trim_silent_tail(&f).unwrap(), 0);
     }
 
     #[test]

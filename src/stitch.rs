@@ -276,7 +276,7 @@ mod tests {
         let pcm = t.path().join("a.pcm");
         // 1000 samples of 0x01 narration.
         std::fs::write(&pcm, vec![1u8; 1000 * 4]).unwrap();
-        let segs = vec![
+        let segs = [
             seg(15, Some((pcm.clone(), 1000))),
             seg(3, None),
             seg(1, Some((pcm, 1000))),

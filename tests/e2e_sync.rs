@@ -491,11 +491,12 @@ fn av_sync_to_the_frame() {
             .filter(|s| s["codec_type"] == t)
             .collect::<Vec<_>>()
     };
-    let (v, a) = (of("video"), of("audio"));
+    let (v, a, d) = (of("video"), of("audio"), of("data"));
+    // The third stream is the chapter track MP4 keeps chapters in.
     assert_eq!(
-        streams.len(),
-        2,
-        "expected exactly one video and one audio stream: {probe}"
+        (streams.len(), d.len()),
+        (3, 1),
+        "expected exactly one video, one audio and one chapter (data) stream: {probe}"
     );
     assert_eq!((v.len(), a.len()), (1, 1), "streams: {probe}");
     let (v, a) = (v[0], a[0]);
