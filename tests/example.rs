@@ -126,6 +126,39 @@ fn bundled_example_builds_in_parallel_and_in_sync() {
         "{reported} s of video for {narration} s of narration"
     );
 
+    // One chapter per scene, titled in parender.toml, listed beside the
+    // video; the outro's caption in the subtitles, at the outro's start.
+    let titles = probe(&video, "v:0", "chapter_tags=title");
+    assert_eq!(titles.len(), 7, "{titles:?}");
+    assert_eq!(titles[0], "Odd numbers make squares");
+    assert_eq!(titles[6], "Summary");
+    let list = std::fs::read_to_string(work.path().join("lecture.chapters.txt")).unwrap();
+    assert!(
+        list.starts_with("0:00 Odd numbers make squares\n"),
+        "{list}"
+    );
+    assert_eq!(list.lines().count(), 7, "{list}");
+    let starts = probe(&video, "v:0", "chapter=start_time");
+    let outro_start: f64 = starts[6].parse().unwrap();
+    let srt = std::fs::read_to_string(work.path().join("lecture.srt")).unwrap();
+    let cue_start = srt
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split(" --> ").next())
+        .unwrap();
+    let (hms, millis) = cue_start.split_once(',').unwrap();
+    let secs: Vec<f64> = hms.split(':').map(|x| x.parse().unwrap()).collect();
+    let cue = secs[0] * 3600.0 + secs[1] * 60.0 + secs[2] + millis.parse::<f64>().unwrap() / 1000.0;
+    assert!(
+        (cue - outro_start).abs() <= 0.001,
+        "cue at {cue} s, outro at {outro_start} s:\n{srt}"
+    );
+    assert!(srt.contains("Thanks for watching!"), "{srt}");
+    assert_eq!(
+        done["subtitles"].as_str().map(Path::new),
+        Some(work.path().join("lecture.srt").as_path())
+    );
+
     // Again: everything from the cache, and the same frames.
     let again = work.path().join("again.mp4");
     let (out, lines) = build(repo, &cache, &again);
