@@ -262,6 +262,15 @@ impl Ffmpeg {
         Ok(!String::from_utf8_lossy(&out).trim().is_empty())
     }
 
+    /// `ffmpeg -i input <options> out`: one file converted to another.
+    async fn convert(&self, input: &Path, options: &[&str], out: &Path) -> Result<(), Error> {
+        let mut a = args!["-nostdin", "-v", "error", "-y", "-i", input].to_vec();
+        a.extend(options.iter().map(OsString::from));
+        a.push(out.into());
+        self.run("ffmpeg", &a, input).await?;
+        Ok(())
+    }
+
     /// Copies the video stream of `video` alone into `out` (no re-encode,
     /// the same MP4 timescale), so a piece never carries a stream whose
     /// length differs from its video.
@@ -272,83 +281,33 @@ impl Ffmpeg {
         out: &Path,
     ) -> Result<(), Error> {
         let timescale = (info.tb_den / info.tb_num.max(1)).to_string();
-        self.run(
-            "ffmpeg",
-            &args![
-                "-nostdin",
-                "-v",
-                "error",
-                "-y",
-                "-i",
-                video,
-                "-map",
-                "0:v:0",
-                "-c",
-                "copy",
-                "-map_metadata",
-                "-1",
-                "-video_track_timescale",
-                timescale,
-                "-f",
-                "mp4",
-                out,
-            ],
-            video,
-        )
-        .await?;
-        Ok(())
+        let opts = ["-map", "0:v:0", "-c", "copy", "-map_metadata", "-1"];
+        let ts = ["-video_track_timescale", &timescale, "-f", "mp4"];
+        self.convert(video, &[&opts[..], &ts[..]].concat(), out)
+            .await
     }
 
     /// The audio stream of `video`, decoded to a WAV file.
     pub async fn extract_audio(&self, video: &Path, out: &Path) -> Result<(), Error> {
-        self.run(
-            "ffmpeg",
-            &args![
-                "-nostdin",
-                "-v",
-                "error",
-                "-y",
-                "-i",
-                video,
-                "-vn",
-                "-c:a",
-                "pcm_s16le",
-                "-f",
-                "wav",
-                out,
-            ],
-            video,
-        )
-        .await?;
-        Ok(())
+        self.convert(video, &["-vn", "-c:a", "pcm_s16le", "-f", "wav"], out)
+            .await
     }
 
     /// Decodes any audio file to raw 48 kHz stereo s16le PCM; returns the
     /// number of sample frames.
     pub async fn decode_audio(&self, audio: &Path, pcm: &Path) -> Result<u64, Error> {
-        self.run(
-            "ffmpeg",
-            &args![
-                "-nostdin",
-                "-v",
-                "error",
-                "-y",
-                "-i",
-                audio,
-                "-vn",
-                "-ac",
-                "2",
-                "-ar",
-                "48000",
-                "-f",
-                "s16le",
-                "-c:a",
-                "pcm_s16le",
-                pcm,
-            ],
-            audio,
-        )
-        .await?;
+        let opts = [
+            "-vn",
+            "-ac",
+            "2",
+            "-ar",
+            "48000",
+            "-f",
+            "s16le",
+            "-c:a",
+            "pcm_s16le",
+        ];
+        self.convert(audio, &opts, pcm).await?;
         let len = std::fs::metadata(pcm).map_err(|e| Error::io(pcm, e))?.len();
         Ok(len / BYTES_PER_SAMPLE)
     }
