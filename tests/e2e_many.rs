@@ -27,15 +27,19 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use common::{TestProject, run_tool, text};
+use common::av::{
+    Burst, MONO_48K, Pcm, RATE, bursts, corner_colours, decode_mono, ffprobe_json, first_frames,
+    frame_grid, ms, run_lengths, secs, sox_beep_and_marker, sox_tone, soxi, streams_of,
+    video_packets,
+};
+use common::{TestProject, text};
 
 /// Scenes in the generated project (at most 124: the colour code's range).
 const SCENES: usize = 104;
 /// Manim's `-ql` frame rate (the default dev profile).
 const FPS: u64 = 15;
-/// The final track's sample rate, and the rate the test decodes audio at.
-const RATE: u64 = 48_000;
-/// Samples per video frame at 15 fps.
+/// Samples per video frame at 15 fps (the final track is at [`RATE`], the
+/// rate the test decodes audio at).
 const SPF: u64 = RATE / FPS;
 /// The narration's beep at sample 0 (1 kHz), and its end marker (2 kHz).
 const BEEP_SAMPLES: u64 = 4_800;
@@ -227,69 +231,18 @@ fn specs() -> Vec<SceneSpec> {
     out
 }
 
-fn secs(samples: i64) -> f64 {
-    samples as f64 / RATE as f64
-}
-
-fn ms(samples: i64) -> f64 {
-    secs(samples) * 1000.0
-}
-
-fn soxi(flag: &str, file: &Path) -> u64 {
-    let out = run_tool("soxi", &[flag, file.to_str().unwrap()]);
-    String::from_utf8_lossy(&out)
-        .trim()
-        .parse()
-        .unwrap_or_else(|e| panic!("soxi {flag} {}: {e}", file.display()))
-}
-
-/// A sine tone with sox: `secs` at `freq` Hz and `vol`, then `pad` s of silence.
-fn tone(out: &Path, channels: u32, secs: f64, freq: u32, vol: f64, pad: f64) {
-    run_tool(
-        "sox",
-        &[
-            "-n",
-            "-r",
-            "48000",
-            "-c",
-            &channels.to_string(),
-            "-b",
-            "16",
-            out.to_str().unwrap(),
-            "synth",
-            &format!("{secs:.4}"),
-            "sine",
-            &freq.to_string(),
-            "vol",
-            &vol.to_string(),
-            "pad",
-            "0",
-            &format!("{pad:.4}"),
-        ],
-    );
-}
-
 /// Makes the narration: a 1 kHz beep from sample 0, silence, and a 2 kHz end
 /// marker filling the last 50 ms; checks its length with soxi.
 fn make_narration(p: &TestProject, tmp: &Path, n: &Narration) {
-    let name = n.rel.replace('/', "_");
-    let head = tmp.join(format!("{name}.head.wav"));
-    let tail = tmp.join(format!("{name}.tail.wav"));
     let beep = BEEP_SAMPLES as f64 / RATE as f64;
     let mark = MARK_SAMPLES as f64 / RATE as f64;
     let pad = (n.samples() - BEEP_SAMPLES - MARK_SAMPLES) as f64 / RATE as f64;
-    tone(&head, n.channels, beep, 1000, NARRATION_VOL, pad);
-    tone(&tail, n.channels, mark, 2000, NARRATION_VOL, 0.0);
     let out = p.path().join(&n.rel);
-    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-    run_tool(
-        "sox",
-        &[
-            head.to_str().unwrap(),
-            tail.to_str().unwrap(),
-            out.to_str().unwrap(),
-        ],
-    );
+    let pcm = Pcm {
+        rate: RATE as u32,
+        channels: n.channels,
+    };
+    sox_beep_and_marker(&out, tmp, pcm, beep, pad, mark, NARRATION_VOL);
     assert_eq!(
         soxi("-s", &out),
         n.samples(),
@@ -298,115 +251,15 @@ fn make_narration(p: &TestProject, tmp: &Path, n: &Narration) {
     );
 }
 
-/// Any audio (or a video's audio) decoded to 48 kHz mono, as f64 in [-1, 1].
-fn decode_mono(file: &Path) -> Vec<f64> {
-    let raw = run_tool(
-        "ffmpeg",
-        &[
-            "-nostdin",
-            "-v",
-            "error",
-            "-i",
-            file.to_str().unwrap(),
-            "-vn",
-            "-ac",
-            "1",
-            "-ar",
-            "48000",
-            "-f",
-            "s16le",
-            "-c:a",
-            "pcm_s16le",
-            "-",
-        ],
-    );
-    raw.chunks_exact(2)
-        .map(|b| i16::from_le_bytes([b[0], b[1]]) as f64 / 32768.0)
-        .collect()
-}
-
-/// A burst of tone: first and last loud sample (inclusive), its peak and its
-/// zero crossings per ms (1 kHz: 2, 1370 Hz: 2.7, 2 kHz: 4).
-#[derive(Debug, Clone, Copy)]
-struct Burst {
-    onset: usize,
-    last: usize,
-    peak: f64,
-    zcr: f64,
-}
-
-impl Burst {
-    fn is_marker(&self) -> bool {
-        self.zcr > MARKER_ZCR
-    }
+/// A narration end marker (2 kHz: 4 zero crossings per ms), not a beep
+/// (1 kHz: 2) or a scene's own sound (1370 Hz: 2.7).
+fn is_marker(b: &Burst) -> bool {
+    b.zcr > MARKER_ZCR
 }
 
 /// Tones in `pcm`: loud samples less than [`QUIET_SAMPLES`] apart are one.
-fn bursts(pcm: &[f64]) -> Vec<Burst> {
-    let mut out: Vec<Burst> = Vec::new();
-    let mut last_loud: Option<usize> = None;
-    for (i, x) in pcm.iter().enumerate() {
-        let a = x.abs();
-        if a <= LOUD {
-            continue;
-        }
-        match (last_loud, out.last_mut()) {
-            (Some(l), Some(b)) if i - l <= QUIET_SAMPLES => {
-                b.last = i;
-                b.peak = b.peak.max(a);
-            }
-            _ => out.push(Burst {
-                onset: i,
-                last: i,
-                peak: a,
-                zcr: 0.0,
-            }),
-        }
-        last_loud = Some(i);
-    }
-    for b in &mut out {
-        let w = &pcm[b.onset..=b.last];
-        let crossings = w
-            .windows(2)
-            .filter(|p| (p[0] < 0.0) != (p[1] < 0.0))
-            .count();
-        b.zcr = crossings as f64 / ms(w.len() as i64).max(1e-9);
-    }
-    out
-}
-
-/// The colour of the top-left 2x2 pixels of every decoded frame.
-fn corner_colours(video: &Path) -> Vec<[u8; 3]> {
-    let raw = run_tool(
-        "ffmpeg",
-        &[
-            "-nostdin",
-            "-v",
-            "error",
-            "-i",
-            video.to_str().unwrap(),
-            "-an",
-            // 2x2 because yuv420p's chroma cannot be cropped to 1x1.
-            "-vf",
-            "crop=2:2:0:0",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "-",
-        ],
-    );
-    assert_eq!(raw.len() % 12, 0, "rawvideo output is not whole 2x2 frames");
-    raw.chunks_exact(12)
-        .map(|f| {
-            let mut c = [0u8; 3];
-            for (ch, v) in c.iter_mut().enumerate() {
-                let sum: u32 = (0..4).map(|p| f[p * 3 + ch] as u32).sum();
-                *v = ((sum + 2) / 4) as u8;
-            }
-            c
-        })
-        .collect()
+fn find_bursts(pcm: &[f64]) -> Vec<Burst> {
+    bursts(pcm, LOUD, QUIET_SAMPLES)
 }
 
 /// The scene whose background `c` is (each channel within [`COLOUR_TOL`] of
@@ -429,20 +282,6 @@ fn classify(c: [u8; 3]) -> (Option<usize>, i32) {
     }
     let scene = (1..=SCENES).contains(&code).then(|| code - 1);
     (scene, worst)
-}
-
-/// Runs of equal values: (value, first index, length).
-fn runs(seq: &[Option<usize>]) -> Vec<(Option<usize>, usize, usize)> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < seq.len() {
-        let j = (i..seq.len())
-            .find(|&j| seq[j] != seq[i])
-            .unwrap_or(seq.len());
-        out.push((seq[i], i, j - i));
-        i = j;
-    }
-    out
 }
 
 fn scene_files(p: &TestProject, specs: &[SceneSpec]) {
@@ -566,9 +405,9 @@ fn many_scenes_stay_in_sync() {
     let tmp = tempfile::tempdir().unwrap();
     let beep = p.path().join("assets/beep.wav");
     std::fs::create_dir_all(beep.parent().unwrap()).unwrap();
-    tone(
+    sox_tone(
         &beep,
-        1,
+        MONO_48K,
         OWN_SAMPLES as f64 / RATE as f64,
         OWN_FREQ,
         OWN_VOL,
@@ -584,13 +423,13 @@ fn many_scenes_stay_in_sync() {
     // one stereo narration start with the beep at 0 and end with the marker.
     for s in specs.iter().filter(|s| s.audio.is_some()).take(2) {
         let n = s.audio.as_ref().unwrap();
-        let b = bursts(&decode_mono(&p.path().join(&n.rel)));
+        let b = find_bursts(&decode_mono(&p.path().join(&n.rel)));
         let mark = (n.samples() - MARK_SAMPLES) as i64;
         assert!(
             b.len() == 2
                 && b[0].onset <= 4
-                && !b[0].is_marker()
-                && b[1].is_marker()
+                && !is_marker(&b[0])
+                && is_marker(&b[1])
                 && (b[1].onset as i64 - mark).abs() <= 4,
             "test bug: {} decodes to bursts {b:?}, expected a beep at 0 and a marker at {mark}",
             n.rel
@@ -604,18 +443,12 @@ fn many_scenes_stay_in_sync() {
     let out = p.parender(&["build", "--jobs", "2", "--message-format", "json"]);
     let build_secs = t.elapsed().as_secs_f64();
     let build_cpu = children_cpu_secs() - cpu0;
-    assert!(out.status.success(), "build failed:\n{}", text(&out));
-    let lines = TestProject::json_lines(&out);
-    let started_msg = lines
-        .iter()
-        .find(|l| l["reason"] == "build-started")
-        .unwrap_or_else(|| panic!("no build-started line:\n{}", text(&out)));
+    let lines = TestProject::successful_build(&out);
+    let started_msg = TestProject::line_with(&lines, "build-started", &out);
     assert_eq!(started_msg["fps"], FPS, "{}", text(&out));
     let rendered = TestProject::scenes_with(&out, "rendered");
     assert_eq!(rendered.len(), specs.len(), "{}", text(&out));
     let last = lines.last().expect("JSON lines");
-    assert_eq!(last["reason"], "build-finished", "{}", text(&out));
-    assert_eq!(last["success"], true, "{}", text(&out));
     let output = PathBuf::from(last["output"].as_str().expect("output path"));
     let render_secs: Vec<f64> = lines
         .iter()
@@ -634,28 +467,19 @@ fn many_scenes_stay_in_sync() {
     let mut fail = |what: &str, msg: String| failures.push(format!("[{what}] {msg}"));
 
     // Streams.
-    let probe = run_tool(
-        "ffprobe",
+    let probe = ffprobe_json(
+        &output,
         &[
-            "-v",
-            "error",
             "-show_entries",
             "stream=index,codec_type,codec_name,time_base,r_frame_rate,sample_rate,channels,start_time",
-            "-of",
-            "json",
-            output.to_str().unwrap(),
         ],
     );
-    let probe: serde_json::Value = serde_json::from_slice(&probe).unwrap();
-    let streams = probe["streams"].as_array().unwrap().clone();
-    let of = |t: &str| {
-        streams
-            .iter()
-            .filter(|s| s["codec_type"] == t)
-            .cloned()
-            .collect::<Vec<_>>()
-    };
-    let (vs, as_, ds) = (of("video"), of("audio"), of("data"));
+    let streams = probe["streams"].as_array().unwrap();
+    let (vs, as_, ds) = (
+        streams_of(streams, "video"),
+        streams_of(streams, "audio"),
+        streams_of(streams, "data"),
+    );
     let extra = streams.len() - vs.len() - as_.len() - ds.len();
     if vs.len() != 1
         || as_.len() != 1
@@ -670,15 +494,7 @@ fn many_scenes_stay_in_sync() {
             ),
         );
     }
-    let v = vs.first().cloned().unwrap_or_default();
-    let tb: Vec<u64> = v["time_base"]
-        .as_str()
-        .unwrap_or("0/0")
-        .split('/')
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    let (tb_num, tb_den) = (tb[0], tb[1]);
-    assert!(tb_num > 0 && tb_den > 0, "no video time base: {probe}");
+    let v = vs.first().copied().unwrap_or(&serde_json::Value::Null);
     if v["r_frame_rate"] != "15/1" {
         fail(
             "streams",
@@ -687,41 +503,20 @@ fn many_scenes_stay_in_sync() {
     }
 
     // Video packets: on the frame grid, one frame apart.
-    let packets = run_tool(
-        "ffprobe",
-        &[
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "packet=pts",
-            "-of",
-            "csv=p=0",
-            output.to_str().unwrap(),
-        ],
-    );
-    let mut pts: Vec<i64> = String::from_utf8_lossy(&packets)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            l.trim()
-                .trim_end_matches(',')
-                .parse()
-                .unwrap_or_else(|e| panic!("packet pts {l:?}: {e}"))
-        })
-        .collect();
+    let packets = video_packets(&output);
+    let (tb_num, tb_den) = packets.time_base;
+    let mut pts = packets.pts;
     pts.sort_unstable();
     let p0 = pts.first().copied().unwrap_or(0);
     // A frame lasts tb_den / (tb_num * fps) ticks: off-grid by `(pts - p0) *
     // tb_num * fps mod tb_den`, in units of 1/(tb_num*fps) ticks.
-    let grid = (tb_num * FPS) as i64;
+    let grid = tb_num * FPS as i64;
     let tick_frame = tb_den as f64 / grid as f64;
     let mut off_grid = Vec::new();
     let mut max_off_ticks = 0.0f64;
     for (i, q) in pts.iter().enumerate() {
-        let r = ((q - p0) * grid).rem_euclid(tb_den as i64);
-        let off = r.min(tb_den as i64 - r) as f64 / grid as f64;
+        let (_, r) = frame_grid(*q, p0, packets.time_base, FPS);
+        let off = r.min(tb_den as i128 - r) as f64 / grid as f64;
         max_off_ticks = max_off_ticks.max(off);
         if r != 0 {
             off_grid.push((i, *q));
@@ -729,7 +524,7 @@ fn many_scenes_stay_in_sync() {
     }
     let mut bad_steps = Vec::new();
     for (i, w) in pts.windows(2).enumerate() {
-        if (w[1] - w[0]) * grid != tb_den as i64 {
+        if (w[1] - w[0]) * grid != tb_den {
             bad_steps.push((i + 1, w[1] - w[0]));
         }
     }
@@ -738,7 +533,7 @@ fn many_scenes_stay_in_sync() {
         .last()
         .map(|q| (q - p0) as f64 / tick_frame - (pts.len() as f64 - 1.0))
         .unwrap_or(0.0);
-    if tb_den % (tb_num * FPS) != 0 {
+    if tb_den % grid != 0 {
         fail(
             "pts",
             format!("time base {tb_num}/{tb_den} cannot hold 15 fps frames exactly"),
@@ -783,10 +578,8 @@ fn many_scenes_stay_in_sync() {
         .max()
         .unwrap_or(0);
     let total = seq.len();
-    let first_frame: Vec<Option<usize>> = (0..specs.len())
-        .map(|k| seq.iter().position(|s| *s == Some(k)))
-        .collect();
-    let measured_runs = runs(&seq);
+    let first_frame = first_frames(&seq, specs.len());
+    let measured_runs = run_lengths(&seq);
     let in_order = measured_runs.len() == specs.len()
         && measured_runs
             .iter()
@@ -877,7 +670,7 @@ fn many_scenes_stay_in_sync() {
 
     // Audio: bursts against each scene's first frame as decoded.
     let pcm = decode_mono(&output);
-    let found = bursts(&pcm);
+    let found = find_bursts(&pcm);
     let mut want: Vec<Expect> = Vec::new();
     for (k, s) in specs.iter().enumerate() {
         let Some(f0) = first_frame[k] else { continue };
@@ -912,7 +705,7 @@ fn many_scenes_stay_in_sync() {
             .filter(|&i| (want[i].kind == Kind::Marker) == marker)
             .collect();
         let bs: Vec<usize> = (0..found.len())
-            .filter(|&i| found[i].is_marker() == marker)
+            .filter(|&i| is_marker(&found[i]) == marker)
             .collect();
         for (e, b) in align(
             &es.iter().map(|&i| want[i].onset).collect::<Vec<_>>(),
@@ -1053,7 +846,7 @@ fn many_scenes_stay_in_sync() {
                 .unwrap_or("?".into());
             format!(
                 "{} at sample {} (frame {f}, in {in_scene}), {:.1} ms, peak {:.2}, {:.1} crossings/ms",
-                if b.is_marker() { "marker-like" } else { "beep-like" },
+                if is_marker(b) { "marker-like" } else { "beep-like" },
                 b.onset,
                 ms((b.last - b.onset + 1) as i64),
                 b.peak,

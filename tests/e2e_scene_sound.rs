@@ -40,14 +40,17 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Instant;
 
-use common::{TestProject, run_tool, text};
+use common::av::{
+    MONO_48K, RATE, assert_audio_length, assert_frames_match, classify_frames,
+    corner_colours_passthrough, decode_mono, ffmpeg_stdout, ffprobe_json, first_frames, frame_grid,
+    ms, runs, segments_seq, sox_tone, soxi, video_packets,
+};
+use common::{TestProject, text};
 use serde_json::Value;
 
 /// Manim's `-ql` frame rate (the default dev profile).
 const FPS: u64 = 15;
-/// The rate the test decodes audio at.
-const RATE: u64 = 48_000;
-/// Samples per video frame at 15 fps.
+/// Samples per video frame at 15 fps (audio is decoded at [`RATE`]).
 const SPF: u64 = RATE / FPS;
 /// `gap = 0.2` in parender.toml: 3 frames.
 const GAP: &str = "0.2";
@@ -77,6 +80,8 @@ const PRESENT: f64 = 0.12;
 const ABSENT: f64 = 0.03;
 /// Outside every tone (and its guard) the decoded track peaks below this.
 const SILENT: f64 = 0.01;
+/// A decoded background channel may be this far from its scene's colour.
+const COLOUR_TOL: i32 = 24;
 
 struct SceneSpec {
     file: &'static str,
@@ -208,73 +213,19 @@ fn ceil_frames(seconds: f64) -> u64 {
     f.ceil() as u64
 }
 
-fn ms(samples: i64) -> f64 {
-    samples as f64 * 1000.0 / RATE as f64
-}
-
 /// A 0.2 s sine tone at `freq` Hz (48 kHz mono, 16 bit), then `pad` seconds of
 /// silence, at `rel` in the project.
 fn make_tone(p: &TestProject, rel: &str, freq: u32, pad: f64) {
     let path = p.path().join(rel);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let cycles = freq as f64 * TONE_S;
     assert!(
         (cycles - cycles.round()).abs() < 1e-9,
         "test bug: {freq} Hz is not whole cycles in {TONE_S} s"
     );
-    run_tool(
-        "sox",
-        &[
-            "-n",
-            "-r",
-            &RATE.to_string(),
-            "-c",
-            "1",
-            "-b",
-            "16",
-            path.to_str().unwrap(),
-            "synth",
-            &TONE_S.to_string(),
-            "sine",
-            &freq.to_string(),
-            "vol",
-            &TONE_VOL.to_string(),
-            "pad",
-            "0",
-            &format!("{pad:.4}"),
-        ],
-    );
-    let out = run_tool("soxi", &["-s", path.to_str().unwrap()]);
-    let samples: u64 = String::from_utf8_lossy(&out).trim().parse().unwrap();
+    sox_tone(&path, MONO_48K, TONE_S, freq, TONE_VOL, pad);
+    let samples = soxi("-s", &path);
     let want = ((TONE_S + pad) * RATE as f64).round() as u64;
     assert_eq!(samples, want, "test bug: {rel} has {samples} samples");
-}
-
-/// Any audio (or a video's audio) decoded to 48 kHz mono, as f64 in [-1, 1].
-fn decode_mono(file: &Path) -> Vec<f64> {
-    let raw = run_tool(
-        "ffmpeg",
-        &[
-            "-nostdin",
-            "-v",
-            "error",
-            "-i",
-            file.to_str().unwrap(),
-            "-vn",
-            "-ac",
-            "1",
-            "-ar",
-            "48000",
-            "-f",
-            "s16le",
-            "-c:a",
-            "pcm_s16le",
-            "-",
-        ],
-    );
-    raw.chunks_exact(2)
-        .map(|b| i16::from_le_bytes([b[0], b[1]]) as f64 / 32768.0)
-        .collect()
 }
 
 /// Amplitude of the `freq` component of `pcm` in a Hann window of `n`
@@ -325,76 +276,6 @@ fn measure_tone(pcm: &[f64], freq: u32, onset: i64) -> Measured {
         onset: on,
         end,
     }
-}
-
-/// The colour of the top-left 2x2 pixels of every decoded frame.
-fn corner_colours(video: &Path) -> Vec<[u8; 3]> {
-    let raw = run_tool(
-        "ffmpeg",
-        &[
-            "-nostdin",
-            "-v",
-            "error",
-            "-i",
-            video.to_str().unwrap(),
-            "-an",
-            // Every decoded frame once: no frames duplicated or dropped to
-            // fill timestamp gaps (the packet check covers the timestamps).
-            "-fps_mode",
-            "passthrough",
-            // 2x2 because yuv420p's chroma cannot be cropped to 1x1.
-            "-vf",
-            "crop=2:2:0:0",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "-",
-        ],
-    );
-    assert_eq!(raw.len() % 12, 0, "rawvideo output is not whole 2x2 frames");
-    raw.chunks_exact(12)
-        .map(|f| {
-            let mut c = [0u8; 3];
-            for (ch, v) in c.iter_mut().enumerate() {
-                let sum: u32 = (0..4).map(|p| f[p * 3 + ch] as u32).sum();
-                *v = ((sum + 2) / 4) as u8;
-            }
-            c
-        })
-        .collect()
-}
-
-/// Index of the scene whose background `c` is (within compression error).
-fn classify(c: [u8; 3], specs: &[SceneSpec]) -> Option<usize> {
-    specs.iter().position(|s| {
-        s.rgb
-            .iter()
-            .zip(c.iter())
-            .all(|(a, b)| (*a as i32 - *b as i32).abs() <= 24)
-    })
-}
-
-/// Run-length summary of a per-frame scene sequence, for messages.
-fn runs(seq: &[Option<usize>], specs: &[SceneSpec]) -> String {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < seq.len() {
-        let j = (i..seq.len())
-            .find(|&j| seq[j] != seq[i])
-            .unwrap_or(seq.len());
-        let name = seq[i].map(|k| specs[k].class).unwrap_or("?");
-        out.push(format!("{name} x{} (frames {i}..{j})", j - i));
-        i = j;
-    }
-    out.join(", ")
-}
-
-fn ffprobe_json(file: &Path, args: &[&str]) -> Value {
-    let mut all = vec!["-v", "error"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["-of", "json", file.to_str().unwrap()]);
-    serde_json::from_slice(&run_tool("ffprobe", &all)).expect("ffprobe JSON")
 }
 
 /// Every stream's (codec_type, codec_name).
@@ -589,11 +470,7 @@ fn check_cues(what: &str, got: &[Cue], want: &[Cue], tol: i64) {
 
 fn build_json(p: &TestProject) -> (Output, Vec<Value>) {
     let out = p.parender(&["build", "--message-format", "json"]);
-    assert!(out.status.success(), "build failed:\n{}", text(&out));
-    let lines = TestProject::json_lines(&out);
-    let last = lines.last().expect("JSON lines");
-    assert_eq!(last["reason"], "build-finished", "{}", text(&out));
-    assert_eq!(last["success"], true, "{}", text(&out));
+    let lines = TestProject::successful_build(&out);
     (out, lines)
 }
 
@@ -714,34 +591,19 @@ fn scene_sound_subtitles_and_chapters() {
     check_streams(&output, false);
 
     // --- Video packets on the frame grid.
-    let probe = ffprobe_json(
-        &output,
-        &[
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=time_base,start_pts:packet=pts",
-        ],
-    );
-    let tb = probe["streams"][0]["time_base"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (tb_num, tb_den) = tb.split_once('/').unwrap();
-    let (tb_num, tb_den): (i128, i128) = (tb_num.parse().unwrap(), tb_den.parse().unwrap());
-    let start_pts = probe["streams"][0]["start_pts"].as_i64().unwrap_or(0) as i128;
+    let packets = video_packets(&output);
+    let (tb_num, tb_den) = packets.time_base;
+    let start_pts = packets.start_pts;
     let mut frame_idx: Vec<i128> = Vec::new();
-    for pk in probe["packets"].as_array().unwrap() {
-        let pts = pk["pts"].as_i64().expect("packet pts") as i128;
-        let num = (pts - start_pts) * tb_num * FPS as i128;
+    for &pts in &packets.pts {
+        let (frame, off) = frame_grid(pts, start_pts, packets.time_base, FPS);
         assert_eq!(
-            num % tb_den,
+            off,
             0,
-            "video packet pts {pts} (start {start_pts}, time base {tb}) is off the {FPS} fps grid: {:.3} ms after frame {}",
-            (num % tb_den) as f64 * 1000.0 / (tb_den as f64 * FPS as f64),
-            num / tb_den
+            "video packet pts {pts} (start {start_pts}, time base {tb_num}/{tb_den}) is off the {FPS} fps grid: {:.3} ms after frame {frame}",
+            off as f64 * 1000.0 / (tb_den as f64 * FPS as f64),
         );
-        frame_idx.push(num / tb_den);
+        frame_idx.push(frame);
     }
     frame_idx.sort();
     assert_eq!(
@@ -751,14 +613,11 @@ fn scene_sound_subtitles_and_chapters() {
     );
 
     // --- Pixels: every decoded frame's background.
-    let colours = corner_colours(&output);
-    let seq: Vec<Option<usize>> = colours.iter().map(|c| classify(*c, &specs)).collect();
-    let expected_seq: Vec<Option<usize>> = (0..specs.len())
-        .flat_map(|k| std::iter::repeat_n(Some(k), seg_frames[k] as usize))
-        .collect();
-    let first_frame: Vec<Option<usize>> = (0..specs.len())
-        .map(|k| seq.iter().position(|s| *s == Some(k)))
-        .collect();
+    let colours = corner_colours_passthrough(&output);
+    let palette: Vec<[u8; 3]> = specs.iter().map(|s| s.rgb).collect();
+    let seq = classify_frames(&colours, &palette, COLOUR_TOL);
+    let expected_seq = segments_seq(&seg_frames);
+    let first_frame = first_frames(&seq, specs.len());
 
     // --- Audio: every tone, where it belongs.
     let pcm = decode_mono(&output);
@@ -876,6 +735,7 @@ fn scene_sound_subtitles_and_chapters() {
     eprintln!("build {build_secs:.1}s\n");
 
     // --- Assertions on the measurements.
+    let scene_name = |k: usize| specs[k].class.to_string();
     for (k, s) in specs.iter().enumerate() {
         assert_eq!(
             first_frame[k],
@@ -884,31 +744,17 @@ fn scene_sound_subtitles_and_chapters() {
             s.class,
             first_frame[k],
             start_frame[k],
-            runs(&seq, &specs)
+            runs(&seq, scene_name)
         );
     }
     assert_eq!(
         seq.len(),
         expected_seq.len(),
         "decoded frames: {}",
-        runs(&seq, &specs)
+        runs(&seq, scene_name)
     );
-    if let Some(i) = (0..seq.len()).find(|&i| seq[i] != expected_seq[i]) {
-        panic!(
-            "frame {i} shows {:?} ({:?}), expected {:?}\nmeasured: {}\nexpected: {}",
-            seq[i].map(|k| specs[k].class),
-            colours[i],
-            expected_seq[i].map(|k| specs[k].class),
-            runs(&seq, &specs),
-            runs(&expected_seq, &specs)
-        );
-    }
-    assert!(
-        (pcm.len() as i64 - (total_frames * SPF) as i64).abs() < SPF as i64,
-        "decoded audio has {} samples, expected {} within one frame",
-        pcm.len(),
-        total_frames * SPF
-    );
+    assert_frames_match(&seq, &expected_seq, &colours, scene_name);
+    assert_audio_length(pcm.len(), total_frames, SPF);
     for ((k, f, on, what), m) in want.iter().zip(&measured) {
         let name = format!("{} {f} Hz ({what})", specs[*k].class);
         assert!(
@@ -1030,21 +876,7 @@ fn scene_sound_subtitles_and_chapters() {
     );
     assert_eq!(lines.last().unwrap()["rendered"], 0, "{}", text(&out));
     check_streams(&output, true);
-    let embedded = run_tool(
-        "ffmpeg",
-        &[
-            "-nostdin",
-            "-v",
-            "error",
-            "-i",
-            output.to_str().unwrap(),
-            "-map",
-            "0:s:0",
-            "-f",
-            "srt",
-            "-",
-        ],
-    );
+    let embedded = ffmpeg_stdout(&output, &["-map", "0:s:0", "-f", "srt", "-"]);
     let embedded = String::from_utf8_lossy(&embedded);
     let embedded_cues = parse_cues(&embedded, false)
         .unwrap_or_else(|e| panic!("embedded subtitles as SRT: {e}\n{embedded}"));
@@ -1070,6 +902,26 @@ fn scene_sound_subtitles_and_chapters() {
     let mut renamed = want_chapters.clone();
     renamed[1].1 = "Renamed title".into();
     check_chapters(&renamed, "after renaming Quiet's title");
+
+    // --- No subtitles: the files an earlier build wrote are gone, the track
+    // too, and `--explain` says why it stitched; still nothing rendered.
+    rewrite_config(&p, &config("Renamed title", Some("none")));
+    let out = p.parender(&["build", "--explain"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let log = text(&out);
+    assert!(
+        log.contains("Stitching 3 scenes (subtitles changed)"),
+        "{log}"
+    );
+    assert!(!log.contains("Rendered"), "{log}");
+    assert!(
+        !srt_path.exists() && !vtt_path.exists(),
+        "subtitles = \"none\" left {} or {} behind",
+        srt_path.display(),
+        vtt_path.display()
+    );
+    check_streams(&output, false);
+    check_chapters(&renamed, "without subtitles");
 
     eprintln!("whole test {:.1}s", started.elapsed().as_secs_f64());
 }

@@ -14,16 +14,19 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Instant;
 
-use common::{TestProject, run_tool, text};
+use common::av::{
+    Pcm, RATE, assert_audio_length, assert_frames_match, bursts, classify_frames, corner_colours,
+    decode_mono, ffprobe_json, first_frames, ms, runs, secs, segments_seq, sox_beep_and_marker,
+    soxi, streams_of,
+};
+use common::{TestProject, text};
 
 /// Manim's `-ql` frame rate (the default dev profile).
 const FPS: u64 = 15;
-/// The final track's sample rate, and the rate the test decodes audio at.
-const RATE: u64 = 48_000;
-/// Samples per video frame at 15 fps.
+/// Samples per video frame at 15 fps (the final track is at [`RATE`], the
+/// rate the test decodes audio at).
 const SPF: u64 = RATE / FPS;
 /// `gap = 0.4` in parender.toml.
 const GAP: f64 = 0.4;
@@ -42,6 +45,8 @@ const QUIET_SAMPLES: usize = 9_600;
 const ONSET_TOL: i64 = 96;
 /// How far a tone's measured length may differ from its length in the file.
 const LENGTH_TOL: i64 = 96;
+/// A decoded background channel may be this far from its scene's colour.
+const COLOUR_TOL: i32 = 24;
 
 struct Narration {
     /// File name under `audio/`.
@@ -152,133 +157,19 @@ fn whole_frames(seconds: f64) -> u64 {
     f.round() as u64
 }
 
-fn secs(samples: i64) -> f64 {
-    samples as f64 / RATE as f64
-}
-
-fn ms(samples: i64) -> f64 {
-    secs(samples) * 1000.0
-}
-
-fn soxi(flag: &str, file: &Path) -> u64 {
-    let out = run_tool("soxi", &[flag, file.to_str().unwrap()]);
-    String::from_utf8_lossy(&out)
-        .trim()
-        .parse()
-        .unwrap_or_else(|e| panic!("soxi {flag} {}: {e}", file.display()))
-}
-
-/// Any audio (or a video's audio) decoded to 48 kHz mono, as f64 in [-1, 1].
-fn decode_mono(file: &Path) -> Vec<f64> {
-    let raw = run_tool(
-        "ffmpeg",
-        &[
-            "-nostdin",
-            "-v",
-            "error",
-            "-i",
-            file.to_str().unwrap(),
-            "-vn",
-            "-ac",
-            "1",
-            "-ar",
-            "48000",
-            "-f",
-            "s16le",
-            "-c:a",
-            "pcm_s16le",
-            "-",
-        ],
-    );
-    raw.chunks_exact(2)
-        .map(|b| i16::from_le_bytes([b[0], b[1]]) as f64 / 32768.0)
-        .collect()
-}
-
-/// A burst of tone: first and last loud sample (inclusive) and its peak.
-#[derive(Debug, Clone, Copy)]
-struct Burst {
-    onset: usize,
-    last: usize,
-    peak: f64,
-}
-
-/// Tones in `pcm`: each starts at the first loud sample after at least
-/// [`QUIET_SAMPLES`] of quiet (or at the start) and ends at the last loud
-/// sample before the next such stretch.
-fn bursts(pcm: &[f64]) -> Vec<Burst> {
-    let mut out: Vec<Burst> = Vec::new();
-    let mut last_loud: Option<usize> = None;
-    for (i, x) in pcm.iter().enumerate() {
-        let a = x.abs();
-        if a <= LOUD {
-            continue;
-        }
-        match (last_loud, out.last_mut()) {
-            (Some(l), Some(b)) if i - l <= QUIET_SAMPLES => {
-                b.last = i;
-                b.peak = b.peak.max(a);
-            }
-            _ => out.push(Burst {
-                onset: i,
-                last: i,
-                peak: a,
-            }),
-        }
-        last_loud = Some(i);
-    }
-    out
-}
-
 /// Makes `audio/<file>`: a 1 kHz beep from sample 0, silence, and a 2 kHz end
 /// marker filling the last 50 ms. Returns its length in samples at its rate
 /// (as sox reads the finished file back).
 fn make_narration(p: &TestProject, n: &Narration) -> u64 {
     let tmp = p.path().join("sox-tmp");
     std::fs::create_dir_all(&tmp).unwrap();
-    let rate = n.rate.to_string();
-    let ch = n.channels.to_string();
-    let head = tmp.join(format!("{}.head.wav", n.file));
-    let tail = tmp.join(format!("{}.tail.wav", n.file));
-    let pad = format!("{:.4}", n.seconds - BEEP_S - MARK_S);
-    let vol = TONE_VOL.to_string();
-    // A sine tone of `secs` at `freq` Hz, then `pad` seconds of silence.
-    let tone = |path: &Path, secs: f64, freq: &str, pad: &str| {
-        run_tool(
-            "sox",
-            &[
-                "-n",
-                "-r",
-                &rate,
-                "-c",
-                &ch,
-                "-b",
-                "16",
-                path.to_str().unwrap(),
-                "synth",
-                &secs.to_string(),
-                "sine",
-                freq,
-                "vol",
-                &vol,
-                "pad",
-                "0",
-                pad,
-            ],
-        );
-    };
-    tone(&head, BEEP_S, "1000", &pad);
-    tone(&tail, MARK_S, "2000", "0");
     let out = p.path().join("audio").join(n.file);
-    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-    run_tool(
-        "sox",
-        &[
-            head.to_str().unwrap(),
-            tail.to_str().unwrap(),
-            out.to_str().unwrap(),
-        ],
-    );
+    let pcm = Pcm {
+        rate: n.rate,
+        channels: n.channels,
+    };
+    let pad = n.seconds - BEEP_S - MARK_S;
+    sox_beep_and_marker(&out, &tmp, pcm, BEEP_S, pad, MARK_S, TONE_VOL);
     let samples = soxi("-s", &out);
     assert_eq!(soxi("-r", &out), n.rate as u64, "sample rate of {}", n.file);
     let want = (n.seconds * n.rate as f64).round() as u64;
@@ -317,65 +208,6 @@ fn write_scenes(p: &TestProject, specs: &[SceneSpec]) {
     }
 }
 
-/// The colour of the top-left 2x2 pixels of every decoded frame.
-fn corner_colours(video: &Path) -> Vec<[u8; 3]> {
-    let raw = run_tool(
-        "ffmpeg",
-        &[
-            "-nostdin",
-            "-v",
-            "error",
-            "-i",
-            video.to_str().unwrap(),
-            "-an",
-            // 2x2 because yuv420p's chroma cannot be cropped to 1x1.
-            "-vf",
-            "crop=2:2:0:0",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "-",
-        ],
-    );
-    assert_eq!(raw.len() % 12, 0, "rawvideo output is not whole 2x2 frames");
-    raw.chunks_exact(12)
-        .map(|f| {
-            let mut c = [0u8; 3];
-            for (ch, v) in c.iter_mut().enumerate() {
-                let sum: u32 = (0..4).map(|p| f[p * 3 + ch] as u32).sum();
-                *v = ((sum + 2) / 4) as u8;
-            }
-            c
-        })
-        .collect()
-}
-
-/// Index of the scene whose background `c` is (within compression error).
-fn classify(c: [u8; 3], specs: &[SceneSpec]) -> Option<usize> {
-    specs.iter().position(|s| {
-        s.rgb
-            .iter()
-            .zip(c.iter())
-            .all(|(a, b)| (*a as i32 - *b as i32).abs() <= 24)
-    })
-}
-
-/// Run-length summary of a per-frame scene sequence, for messages.
-fn runs(seq: &[Option<usize>], specs: &[SceneSpec]) -> String {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < seq.len() {
-        let j = (i..seq.len())
-            .find(|&j| seq[j] != seq[i])
-            .unwrap_or(seq.len());
-        let name = seq[i].map(|k| specs[k].class).unwrap_or("?");
-        out.push(format!("{name} x{} (frames {i}..{j})", j - i));
-        i = j;
-    }
-    out.join(", ")
-}
-
 #[test]
 fn av_sync_to_the_frame() {
     let started = Instant::now();
@@ -401,7 +233,7 @@ fn av_sync_to_the_frame() {
             n.file
         );
         let pcm = decode_mono(&p.path().join("audio").join(n.file));
-        let b = bursts(&pcm);
+        let b = bursts(&pcm, LOUD, QUIET_SAMPLES);
         let mark = at48 as i64 - (MARK_S * RATE as f64) as i64;
         assert!(
             b.len() == 2 && b[0].onset <= 4 && (b[1].onset as i64 - mark).abs() <= 4,
@@ -420,12 +252,8 @@ fn av_sync_to_the_frame() {
     // --- Build.
     let out = p.parender(&["build", "--message-format", "json"]);
     let build_secs = started.elapsed().as_secs_f64();
-    assert!(out.status.success(), "build failed:\n{}", text(&out));
-    let lines = TestProject::json_lines(&out);
-    let started_msg = lines
-        .iter()
-        .find(|l| l["reason"] == "build-started")
-        .unwrap_or_else(|| panic!("no build-started line:\n{}", text(&out)));
+    let lines = TestProject::successful_build(&out);
+    let started_msg = TestProject::line_with(&lines, "build-started", &out);
     assert_eq!(started_msg["fps"], FPS, "{}", text(&out));
     assert_eq!(started_msg["width"], 854, "{}", text(&out));
     assert_eq!(started_msg["height"], 480, "{}", text(&out));
@@ -435,8 +263,6 @@ fn av_sync_to_the_frame() {
         .count();
     assert_eq!(finished_scenes, specs.len(), "{}", text(&out));
     let last = lines.last().expect("JSON lines");
-    assert_eq!(last["reason"], "build-finished", "{}", text(&out));
-    assert_eq!(last["success"], true, "{}", text(&out));
     let output = std::path::PathBuf::from(last["output"].as_str().expect("output path"));
     assert!(
         output.is_absolute(),
@@ -470,28 +296,20 @@ fn av_sync_to_the_frame() {
     );
 
     // --- Streams.
-    let probe = run_tool(
-        "ffprobe",
+    let probe = ffprobe_json(
+        &output,
         &[
-            "-v",
-            "error",
             "-count_frames",
             "-show_entries",
             "stream=codec_type,codec_name,sample_rate,channels,width,height,r_frame_rate,nb_read_frames,duration",
-            "-of",
-            "json",
-            output.to_str().unwrap(),
         ],
     );
-    let probe: serde_json::Value = serde_json::from_slice(&probe).unwrap();
     let streams = probe["streams"].as_array().unwrap();
-    let of = |t: &str| {
-        streams
-            .iter()
-            .filter(|s| s["codec_type"] == t)
-            .collect::<Vec<_>>()
-    };
-    let (v, a, d) = (of("video"), of("audio"), of("data"));
+    let (v, a, d) = (
+        streams_of(streams, "video"),
+        streams_of(streams, "audio"),
+        streams_of(streams, "data"),
+    );
     // The third stream is the chapter track MP4 keeps chapters in.
     assert_eq!(
         (streams.len(), d.len()),
@@ -527,18 +345,15 @@ fn av_sync_to_the_frame() {
     // --- Video: every decoded frame's background, against the timeline.
     let colours = corner_colours(&output);
     assert_eq!(colours.len() as u64, total_frames, "decoded frames");
-    let seq: Vec<Option<usize>> = colours.iter().map(|c| classify(*c, &specs)).collect();
-    let expected_seq: Vec<Option<usize>> = (0..specs.len())
-        .flat_map(|k| std::iter::repeat_n(Some(k), seg_frames[k] as usize))
-        .collect();
-    let first_frame: Vec<Option<usize>> = (0..specs.len())
-        .map(|k| seq.iter().position(|s| *s == Some(k)))
-        .collect();
+    let palette: Vec<[u8; 3]> = specs.iter().map(|s| s.rgb).collect();
+    let seq = classify_frames(&colours, &palette, COLOUR_TOL);
+    let expected_seq = segments_seq(&seg_frames);
+    let first_frame = first_frames(&seq, specs.len());
 
     // --- Audio: every tone burst in the decoded track, against the timeline.
     let pcm = decode_mono(&output);
     let expected_samples = total_frames * SPF;
-    let found = bursts(&pcm);
+    let found = bursts(&pcm, LOUD, QUIET_SAMPLES);
     // (scene, what, expected onset, expected length), in time order.
     let mut want: Vec<(usize, &str, i64, i64)> = Vec::new();
     for k in 0..specs.len() {
@@ -611,6 +426,7 @@ fn av_sync_to_the_frame() {
     );
 
     // --- Assertions on the measurements.
+    let scene_name = |k: usize| specs[k].class.to_string();
     for (k, s) in specs.iter().enumerate() {
         assert_eq!(
             first_frame[k],
@@ -620,24 +436,11 @@ fn av_sync_to_the_frame() {
             s.hex,
             first_frame[k],
             start_frame[k],
-            runs(&seq, &specs)
+            runs(&seq, scene_name)
         );
     }
-    if let Some(i) = (0..seq.len()).find(|&i| seq[i] != expected_seq[i]) {
-        panic!(
-            "frame {i} shows {:?} ({:?}), expected {:?}\nmeasured: {}\nexpected: {}",
-            seq[i].map(|k| specs[k].class),
-            colours[i],
-            expected_seq[i].map(|k| specs[k].class),
-            runs(&seq, &specs),
-            runs(&expected_seq, &specs)
-        );
-    }
-    assert!(
-        (pcm.len() as i64 - expected_samples as i64).abs() < SPF as i64,
-        "decoded audio has {} samples, expected {expected_samples} within one frame ({SPF})",
-        pcm.len()
-    );
+    assert_frames_match(&seq, &expected_seq, &colours, scene_name);
+    assert_audio_length(pcm.len(), total_frames, SPF);
     assert_eq!(
         found.len(),
         want.len(),

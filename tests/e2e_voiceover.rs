@@ -51,13 +51,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use common::{TestProject, run_tool, text};
+use common::av::{
+    MONO_48K, RATE, assert_audio_length, assert_frames_match, classify_frames, corner_colours,
+    count_frames, decode_mono, first_frames, ms, runs, segments_seq, sox_tone,
+};
+use common::{TestProject, text};
 
 /// Manim's `-ql` frame rate (the default dev profile).
 const FPS: u64 = 15;
-/// The rate the test decodes audio at (the final track's rate).
-const RATE: u64 = 48_000;
-/// Samples per video frame.
+/// Samples per video frame (audio is decoded at [`RATE`], the final
+/// track's rate).
 const SPF: u64 = RATE / FPS;
 /// `gap = 0.2` in parender.toml: 3 frames.
 const GAP: f64 = 0.2;
@@ -73,6 +76,8 @@ const MAX_LEVEL_DB: f64 = 1.0;
 const NARRATION_S: f64 = 1.3;
 /// `Intro`'s video: FadeIn 0.4 s + wait 0.6 s.
 const INTRO_FRAMES: u64 = 15;
+/// A decoded background channel may be this far from its scene's colour.
+const COLOUR_TOL: i32 = 24;
 
 struct SceneSpec {
     file: &'static str,
@@ -228,33 +233,6 @@ fn voiceover_python() -> Option<PathBuf> {
     );
 }
 
-/// Any audio (or a video's audio) decoded to 48 kHz mono, as f64 in [-1, 1].
-fn decode_mono(file: &Path) -> Vec<f64> {
-    let raw = run_tool(
-        "ffmpeg",
-        &[
-            "-nostdin",
-            "-v",
-            "error",
-            "-i",
-            file.to_str().unwrap(),
-            "-vn",
-            "-ac",
-            "1",
-            "-ar",
-            "48000",
-            "-f",
-            "s16le",
-            "-c:a",
-            "pcm_s16le",
-            "-",
-        ],
-    );
-    raw.chunks_exact(2)
-        .map(|b| i16::from_le_bytes([b[0], b[1]]) as f64 / 32768.0)
-        .collect()
-}
-
 fn rms(x: &[f64]) -> f64 {
     if x.is_empty() {
         return 0.0;
@@ -354,88 +332,6 @@ fn locate(track: &[f64], reference: &[f64]) -> Located {
     }
 }
 
-/// Frames of a video, counted by decoding (`ffprobe -count_frames`).
-fn count_frames(video: &Path) -> u64 {
-    let out = run_tool(
-        "ffprobe",
-        &[
-            "-v",
-            "error",
-            "-count_frames",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=nb_read_frames",
-            "-of",
-            "csv=p=0",
-            video.to_str().unwrap(),
-        ],
-    );
-    String::from_utf8_lossy(&out)
-        .trim()
-        .parse()
-        .unwrap_or_else(|e| panic!("frame count of {}: {e}", video.display()))
-}
-
-/// The colour of the top-left 2x2 pixels of every decoded frame.
-fn corner_colours(video: &Path) -> Vec<[u8; 3]> {
-    let raw = run_tool(
-        "ffmpeg",
-        &[
-            "-nostdin",
-            "-v",
-            "error",
-            "-i",
-            video.to_str().unwrap(),
-            "-an",
-            "-vf",
-            "crop=2:2:0:0",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "-",
-        ],
-    );
-    raw.chunks_exact(12)
-        .map(|f| {
-            let mut c = [0u8; 3];
-            for (ch, v) in c.iter_mut().enumerate() {
-                let sum: u32 = (0..4).map(|p| f[p * 3 + ch] as u32).sum();
-                *v = ((sum + 2) / 4) as u8;
-            }
-            c
-        })
-        .collect()
-}
-
-fn classify(c: [u8; 3]) -> Option<usize> {
-    SCENES.iter().position(|s| {
-        s.rgb
-            .iter()
-            .zip(c.iter())
-            .all(|(a, b)| (*a as i32 - *b as i32).abs() <= 24)
-    })
-}
-
-fn runs(seq: &[Option<usize>]) -> String {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < seq.len() {
-        let j = (i..seq.len())
-            .find(|&j| seq[j] != seq[i])
-            .unwrap_or(seq.len());
-        let name = seq[i].map(|k| SCENES[k].class).unwrap_or("?");
-        out.push(format!("{name} x{} (frames {i}..{j})", j - i));
-        i = j;
-    }
-    out.join(", ")
-}
-
-fn ms(samples: i64) -> f64 {
-    samples as f64 * 1000.0 / RATE as f64
-}
-
 fn db(ratio: f64) -> f64 {
     20.0 * ratio.max(1e-12).log10()
 }
@@ -443,7 +339,8 @@ fn db(ratio: f64) -> f64 {
 /// A scene rendered by plain Manim from the voice-over environment.
 struct ManimRender {
     frames: u64,
-    /// The sound Manim made for the scene (its WAV), decoded.
+    /// The sound Manim made for the scene (its WAV), decoded, without its
+    /// digital-silence tail.
     sound: Vec<f64>,
     /// The audio track of Manim's own mp4, decoded.
     mp4_audio: Vec<f64>,
@@ -482,9 +379,13 @@ fn manim_render(p: &TestProject, python: &Path, spec: &SceneSpec) -> ManimRender
         wav.display(),
         spec.class
     );
+    // Up to its last audible sample: Manim pads a scene's sound with digital
+    // silence, which holds no frame (see the README's Narration section).
+    let mut sound = decode_mono(&wav);
+    sound.truncate(sound.iter().rposition(|x| *x != 0.0).map_or(0, |i| i + 1));
     ManimRender {
         frames: count_frames(&video),
-        sound: decode_mono(&wav),
+        sound,
         mp4_audio: decode_mono(&video),
     }
 }
@@ -493,29 +394,7 @@ fn manim_render(p: &TestProject, python: &Path, spec: &SceneSpec) -> ManimRender
 /// 48 kHz mono.
 fn make_narration(p: &TestProject) -> u64 {
     let out = p.path().join("audio/01_intro.wav");
-    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-    run_tool(
-        "sox",
-        &[
-            "-n",
-            "-r",
-            "48000",
-            "-c",
-            "1",
-            "-b",
-            "16",
-            out.to_str().unwrap(),
-            "synth",
-            "0.1",
-            "sine",
-            "1000",
-            "vol",
-            "0.5",
-            "pad",
-            "0",
-            &format!("{:.4}", NARRATION_S - 0.1),
-        ],
-    );
+    sox_tone(&out, MONO_48K, 0.1, 1000, 0.5, NARRATION_S - 0.1);
     let n = decode_mono(&out).len() as u64;
     let want = (NARRATION_S * RATE as f64).round() as u64;
     assert!(
@@ -568,11 +447,8 @@ fn voiceover_scenes_keep_their_voice() {
     // --- Build.
     let out = p.parender(&["build", "--message-format", "json"]);
     let build_secs = started.elapsed().as_secs_f64();
-    assert!(out.status.success(), "build failed:\n{}", text(&out));
-    let lines = TestProject::json_lines(&out);
+    let lines = TestProject::successful_build(&out);
     let last = lines.last().expect("JSON lines");
-    assert_eq!(last["reason"], "build-finished", "{}", text(&out));
-    assert_eq!(last["success"], true, "{}", text(&out));
     let finished: Vec<String> = lines
         .iter()
         .filter(|l| l["reason"] == "scene-finished")
@@ -607,7 +483,8 @@ fn voiceover_scenes_keep_their_voice() {
     let mut seg = Vec::new();
     let mut t = 0u64;
     for (k, render) in renders.iter().enumerate() {
-        // Video and the scene's own sound (Manim's WAV), or the narration.
+        // Video and the scene's own sound (Manim's WAV, audible part), or
+        // the narration.
         let content = match render {
             Some(r) => r.frames.max((r.sound.len() as u64).div_ceil(SPF)),
             None => INTRO_FRAMES.max(narration.div_ceil(SPF)),
@@ -621,13 +498,10 @@ fn voiceover_scenes_keep_their_voice() {
 
     // --- Measurements on the final video.
     let colours = corner_colours(&output);
-    let seq: Vec<Option<usize>> = colours.iter().map(|c| classify(*c)).collect();
-    let expected_seq: Vec<Option<usize>> = (0..SCENES.len())
-        .flat_map(|k| std::iter::repeat_n(Some(k), seg[k] as usize))
-        .collect();
-    let first_frame: Vec<Option<usize>> = (0..SCENES.len())
-        .map(|k| seq.iter().position(|s| *s == Some(k)))
-        .collect();
+    let palette: Vec<[u8; 3]> = SCENES.iter().map(|s| s.rgb).collect();
+    let seq = classify_frames(&colours, &palette, COLOUR_TOL);
+    let expected_seq = segments_seq(&seg);
+    let first_frame = first_frames(&seq, SCENES.len());
     let frames_of: Vec<usize> = (0..SCENES.len())
         .map(|k| seq.iter().filter(|s| **s == Some(k)).count())
         .collect();
@@ -745,6 +619,7 @@ fn voiceover_scenes_keep_their_voice() {
     );
 
     // --- Assertions: the voice first (the point of the test), then timing.
+    let scene_name = |k: usize| SCENES[k].class.to_string();
     for c in &checks {
         let name = SCENES[c.k].class;
         assert!(
@@ -796,32 +671,18 @@ fn voiceover_scenes_keep_their_voice() {
             s.class,
             first_frame[k],
             start[k],
-            runs(&seq)
+            runs(&seq, scene_name)
         );
     }
     assert_eq!(
         colours.len() as u64,
         total_frames,
         "decoded frames of the final video; sequence: {}, expected: {}",
-        runs(&seq),
-        runs(&expected_seq)
+        runs(&seq, scene_name),
+        runs(&expected_seq, scene_name)
     );
-    if let Some(i) = (0..seq.len()).find(|&i| seq[i] != expected_seq[i]) {
-        panic!(
-            "frame {i} shows {:?} ({:?}), expected {:?}\nmeasured: {}\nexpected: {}",
-            seq[i].map(|k| SCENES[k].class),
-            colours[i],
-            expected_seq[i].map(|k| SCENES[k].class),
-            runs(&seq),
-            runs(&expected_seq)
-        );
-    }
-    assert!(
-        (pcm.len() as i64 - (total_frames * SPF) as i64).abs() < SPF as i64,
-        "decoded audio has {} samples, expected {} within one frame",
-        pcm.len(),
-        total_frames * SPF
-    );
+    assert_frames_match(&seq, &expected_seq, &colours, scene_name);
+    assert_audio_length(pcm.len(), total_frames, SPF);
     for (k, s) in SCENES.iter().enumerate() {
         assert_eq!(
             scene_sound[k],

@@ -1,6 +1,9 @@
 //! Shared helpers for the integration tests: temp projects and running the
-//! real `parender` binary on them (just-style builder).
+//! real `parender` binary on them (just-style builder); [`av`] measures
+//! the videos the end-to-end tests make.
 #![allow(dead_code)]
+
+pub mod av;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -73,6 +76,31 @@ impl TestProject {
             .filter(|v| v["reason"] == "scene-finished" && v["status"] == status)
             .map(|v| v["scene"].as_str().unwrap_or("").to_string())
             .collect()
+    }
+
+    /// The JSON lines of a `--message-format json` build that must have
+    /// succeeded: panics (showing the output) unless it exited 0 and its last
+    /// line is a successful `build-finished`.
+    pub fn successful_build(out: &Output) -> Vec<serde_json::Value> {
+        assert!(out.status.success(), "build failed:\n{}", text(out));
+        let lines = TestProject::json_lines(out);
+        let last = lines.last().expect("JSON lines");
+        assert_eq!(last["reason"], "build-finished", "{}", text(out));
+        assert_eq!(last["success"], true, "{}", text(out));
+        lines
+    }
+
+    /// The first of `lines` (parsed from `out`) with this `reason`; panics
+    /// (showing the output) when there is none.
+    pub fn line_with<'a>(
+        lines: &'a [serde_json::Value],
+        reason: &str,
+        out: &Output,
+    ) -> &'a serde_json::Value {
+        lines
+            .iter()
+            .find(|l| l["reason"] == reason)
+            .unwrap_or_else(|| panic!("no {reason} line:\n{}", text(out)))
     }
 
     /// `--message-format json` output, parsed line by line.
