@@ -145,17 +145,15 @@ impl Ffmpeg {
         } else {
             &self.ffmpeg
         };
-        let out = Command::new(prog)
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .output()
-            .await
-            .map_err(|e| Error::Media {
-                tool,
-                what: what.display().to_string(),
-                message: format!("cannot run {}: {e}", prog.display()),
-            })?;
+        // Its own process group, dying with parender (kill -9 included); a
+        // cancelled build drops this future, which kills the whole group.
+        let mut cmd = Command::new(prog);
+        cmd.args(args);
+        let out = crate::procs::output(cmd).await.map_err(|e| Error::Media {
+            tool,
+            what: what.display().to_string(),
+            message: format!("cannot run {}: {e}", prog.display()),
+        })?;
         if !out.status.success() {
             return Err(Error::Media {
                 tool,

@@ -57,15 +57,15 @@ pub async fn card(
             "color=c=0x1e1e2e:s={}x{}:r={}:d={CARD_SECONDS}",
             r.width, r.height, r.fps
         );
-        let status = tokio::process::Command::new(&ff.ffmpeg)
-            .args([
-                "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", &source, "-vf", &filter,
-            ])
-            .args(crate::media::manim_x264_args(timescale))
-            .args(["-f", "mp4"])
-            .arg(tmp.path())
-            .kill_on_drop(true)
-            .output()
+        let mut cmd = tokio::process::Command::new(&ff.ffmpeg);
+        cmd.args([
+            "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", &source, "-vf", &filter,
+        ])
+        .args(crate::media::manim_x264_args(timescale))
+        .args(["-f", "mp4"])
+        .arg(tmp.path());
+        // Own process group, dies with parender, killed with it if dropped.
+        let status = crate::procs::output(cmd)
             .await
             .map_err(|e| Error::io(&ff.ffmpeg, e))?;
         if !status.status.success() {
