@@ -81,10 +81,57 @@ def install_hooks():
     CairoRenderer.play = play
 
 
+def seed_randomness(scene_seed):
+    """Same inputs, same frames: `random` and `numpy.random` start from a
+    seed parender derives from the scene's name, before the scene's module is
+    imported and again when the `Scene` is created, unless the user chose a
+    seed (Manim's `--seed`, `seed` in manim.cfg, `Scene(random_seed=...)`),
+    which then wins. An unseeded `numpy.random.default_rng()` draws from the
+    same seed too."""
+    import random
+
+    import numpy as np
+
+    random.seed(scene_seed)
+    np.random.seed(scene_seed)
+
+    original_default_rng = np.random.default_rng
+    streams = [0]
+
+    def default_rng(seed=None):
+        if seed is None:
+            # A distinct, reproducible stream for each unseeded generator.
+            streams[0] += 1
+            seed = np.random.SeedSequence([scene_seed, streams[0]])
+        return original_default_rng(seed)
+
+    default_rng.__doc__ = original_default_rng.__doc__
+    np.random.default_rng = default_rng
+
+    from manim.scene.scene import Scene
+
+    original_init = Scene.__init__
+
+    def __init__(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        # Manim seeds from `random_seed`, which defaults to `config.seed`;
+        # None means the user chose no seed, and Manim seeded from the OS
+        # (0.22) or left the generators alone (older versions).
+        if getattr(self, "random_seed", None) is None:
+            random.seed(scene_seed)
+            np.random.seed(scene_seed)
+            self.random_seed = scene_seed
+
+    Scene.__init__ = __init__
+
+
 def main():
     emit({"event": "started", "pid": os.getpid()})
     try:
         install_hooks()
+        seed = os.environ.get("PARENDER_SEED")
+        if seed:
+            seed_randomness(int(seed))
         from manim.__main__ import main as manim_main
     except BaseException as exc:  # noqa: BLE001
         report_exception(exc)

@@ -28,7 +28,9 @@ use crate::settings::RenderSettings;
 
 /// Bumped whenever what parender stores for a render changes meaning.
 /// v3: entries keep the scene's own sound and subtitles beside its video.
-pub const RENDER_FORMAT: &str = "parender-render-v3";
+/// v4: renders are reproducible: Manim's own cache off, `random` and
+/// `numpy.random` seeded per scene (renders made before differ).
+pub const RENDER_FORMAT: &str = "parender-render-v4";
 
 /// The key material of one render, stored with its cache entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,6 +44,11 @@ pub struct Inputs {
     pub salt: Option<String>,
     /// Why the file set is "everything" rather than a known closure.
     pub uncertain: Vec<String>,
+    /// What can make two renders of these inputs differ (the clock,
+    /// unseeded randomness), for `--explain`. Derived from the files above,
+    /// so not part of the key, and not stored.
+    #[serde(skip)]
+    pub notes: Vec<String>,
 }
 
 impl Inputs {
@@ -52,10 +59,14 @@ impl Inputs {
 }
 
 /// Why `cur` differs from `prev` (the inputs of the scene's last render),
-/// in words: `never built`, `scenes/common.py changed`, `quality changed low -> high`.
+/// in words: `never built`, `scenes/common.py changed`, `quality changed low -> high`;
+/// then, when it differs, the scene's notes (it reads the clock, draws
+/// unseeded random numbers). Empty when nothing changed.
 pub fn explain(prev: Option<&Inputs>, cur: &Inputs) -> Vec<String> {
     let Some(prev) = prev else {
-        return vec!["never built".into()];
+        let mut why = vec!["never built".to_string()];
+        why.extend(cur.notes.iter().cloned());
+        return why;
     };
     let mut why = Vec::new();
     if prev.format != cur.format {
@@ -119,6 +130,9 @@ pub fn explain(prev: Option<&Inputs>, cur: &Inputs) -> Vec<String> {
         && let Some(first) = cur.uncertain.first()
     {
         why.push(format!("it depends on every project file because {first}"));
+    }
+    if !why.is_empty() {
+        why.extend(cur.notes.iter().cloned());
     }
     why
 }
@@ -237,6 +251,7 @@ impl Fingerprinter {
             versions: self.versions.clone(),
             salt: self.salt.clone(),
             uncertain: closure.uncertain,
+            notes: closure.notes,
         })
     }
 }
@@ -267,6 +282,7 @@ mod tests {
             },
             salt: None,
             uncertain: vec![],
+            notes: vec![],
         }
     }
 
@@ -315,5 +331,29 @@ mod tests {
         let mut b = a.clone();
         b.salt = Some("v2".into());
         assert_eq!(explain(Some(&a), &b), vec!["cache_salt changed"]);
+    }
+
+    #[test]
+    fn explain_notes_clock_and_randomness_without_changing_the_key() {
+        let a = inputs();
+        let mut b = a.clone();
+        b.notes = vec!["scenes/a.py line 4: `time.time` reads the clock: …".into()];
+        // Notes are derived from the files: never part of the key.
+        assert_eq!(a.key(), b.key());
+        // A fresh scene has no "why" to add them to.
+        assert!(explain(Some(&b), &b).is_empty());
+        assert_eq!(
+            explain(None, &b),
+            vec![
+                "never built",
+                "scenes/a.py line 4: `time.time` reads the clock: …"
+            ]
+        );
+        let mut c = b.clone();
+        c.files.insert("scenes/a.py".into(), "h5".into());
+        assert_eq!(explain(Some(&a), &c).len(), 2);
+        // Not stored with the cache entry either.
+        let stored: Inputs = serde_json::from_slice(&serde_json::to_vec(&b).unwrap()).unwrap();
+        assert!(stored.notes.is_empty());
     }
 }

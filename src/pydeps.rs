@@ -3,6 +3,11 @@
 //! project files it names as assets. Where the source leaves it open (an
 //! import or an asset path computed at run time) the result says so, and
 //! the fingerprint then errs toward re-rendering.
+//!
+//! It also notes what makes a scene's frames differ between two renders of
+//! the same inputs: reading the clock, and drawing random numbers without a
+//! seed (which parender's render driver seeds per scene, see
+//! `python/render_driver.py`).
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -22,6 +27,43 @@ pub struct FileFacts {
     pub strings: Vec<String>,
     /// Things that could not be resolved statically, with their line.
     pub uncertain: Vec<String>,
+    /// Calls that read the clock or draw random numbers, by line.
+    pub effects: Vec<Effect>,
+    /// The seeds this file sets (`random.seed(n)`, `np.random.seed(n)`,
+    /// Manim's `random_seed=`/`config.seed`).
+    pub seeds: Seeds,
+}
+
+/// What a call makes depend on something other than the scene's inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum EffectKind {
+    /// `time.time()`, `datetime.now()`, ...: differs on every render.
+    Clock,
+    /// `os.urandom`, `uuid.uuid4`, `secrets`, `random.SystemRandom`, a
+    /// generator made without a seed: no seed set from outside fixes it.
+    Entropy,
+    /// The `random` module's shared generator (also Manim's `random_color`).
+    Random,
+    /// `numpy.random`'s shared generator.
+    Numpy,
+    /// `numpy.random.default_rng()` without a seed.
+    NumpyGenerator,
+}
+
+/// One call with an [`EffectKind`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Effect {
+    pub line: usize,
+    pub kind: EffectKind,
+    /// The call as written, e.g. `np.random.uniform`.
+    pub call: String,
+}
+
+/// Which shared generators a file seeds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Seeds {
+    pub random: bool,
+    pub numpy: bool,
 }
 
 /// Calls whose first argument is a file the scene reads.
@@ -59,9 +101,154 @@ fn literal(node: Node, src: &[u8]) -> Option<String> {
     Some(out)
 }
 
-fn last_name(func: Node, src: &[u8]) -> String {
+fn last_name<'a>(func: Node, src: &'a [u8]) -> &'a str {
     let t = text(func, src);
-    t.rsplit('.').next().unwrap_or(t).to_string()
+    t.rsplit('.').next().unwrap_or(t)
+}
+
+/// A called expression as shown in a message: short, on one line (a call
+/// chain can be as long as the file).
+fn shown(func: Node, src: &[u8]) -> String {
+    let mut chars = text(func, src).chars().filter(|c| !c.is_whitespace());
+    let mut out: String = chars.by_ref().take(80).collect();
+    if chars.next().is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// Longest called name worth classifying (`numpy.random.default_rng`).
+const MAX_CALL_NAME: usize = 200;
+
+/// A call seen while parsing, classified once the file's imports are known.
+struct Call {
+    line: usize,
+    func: String,
+    args: usize,
+}
+
+/// The dotted name a plain `a.b.c` refers to, through the file's imports
+/// (`import numpy as np`, `from numpy import random as npr`,
+/// `from random import uniform`). `None` unless it is a plain dotted name.
+fn canonical(func: &str, aliases: &HashMap<String, String>) -> Option<String> {
+    let plain: String = func.chars().filter(|c| !c.is_whitespace()).collect();
+    let ok = !plain.is_empty()
+        && plain
+            .split('.')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c == '_' || c.is_alphanumeric()));
+    if !ok {
+        return None;
+    }
+    let (head, rest) = match plain.split_once('.') {
+        Some((h, r)) => (h, Some(r)),
+        None => (plain.as_str(), None),
+    };
+    let head = match aliases.get(head) {
+        Some(full) => full.clone(),
+        // `from manim import *` brings numpy in as `np`.
+        None if head == "np" => "numpy".into(),
+        None => head.to_string(),
+    };
+    Some(match rest {
+        Some(r) => format!("{head}.{r}"),
+        None => head,
+    })
+}
+
+/// Functions of `random` that draw from its shared generator.
+const RANDOM_FNS: &[&str] = &[
+    "random",
+    "uniform",
+    "randint",
+    "randrange",
+    "choice",
+    "choices",
+    "shuffle",
+    "sample",
+    "gauss",
+    "normalvariate",
+    "lognormvariate",
+    "expovariate",
+    "vonmisesvariate",
+    "gammavariate",
+    "betavariate",
+    "paretovariate",
+    "weibullvariate",
+    "triangular",
+    "binomialvariate",
+    "getrandbits",
+    "randbytes",
+];
+
+/// Names in `numpy.random` that do not draw from its shared generator.
+const NUMPY_NOT_DRAWS: &[&str] = &[
+    "seed",
+    "get_state",
+    "set_state",
+    "default_rng",
+    "Generator",
+    "RandomState",
+    "SeedSequence",
+    "BitGenerator",
+    "PCG64",
+    "PCG64DXSM",
+    "MT19937",
+    "Philox",
+    "SFC64",
+];
+
+/// Calls that read the clock whatever their arguments.
+const CLOCK_ALWAYS: &[&str] = &[
+    "time.time",
+    "time.time_ns",
+    "datetime.datetime.now",
+    "datetime.datetime.today",
+    "datetime.datetime.utcnow",
+    "datetime.date.today",
+    // `from datetime import *`, or names the imports did not tell.
+    "datetime.now",
+    "datetime.today",
+    "datetime.utcnow",
+    "date.today",
+];
+
+/// Calls that read the clock when called without a time to convert.
+const CLOCK_NO_ARGS: &[&str] = &[
+    "time.localtime",
+    "time.gmtime",
+    "time.ctime",
+    "time.asctime",
+];
+
+fn classify(call: &Call, name: &str, seeds: &mut Seeds) -> Option<EffectKind> {
+    let (module, func) = name.rsplit_once('.').unwrap_or(("", name));
+    let args = call.args;
+    match (module, func) {
+        ("random", "seed") => {
+            // `random.seed()` seeds from the OS: that is no seed.
+            seeds.random |= args > 0;
+            None
+        }
+        ("numpy.random", "seed") => {
+            seeds.numpy |= args > 0;
+            None
+        }
+        ("random", f) if RANDOM_FNS.contains(&f) => Some(EffectKind::Random),
+        ("random", "SystemRandom") => Some(EffectKind::Entropy),
+        ("random", "Random") if args == 0 => Some(EffectKind::Entropy),
+        ("numpy.random", "default_rng") if args == 0 => Some(EffectKind::NumpyGenerator),
+        ("numpy.random", "RandomState" | "SeedSequence" | "PCG64" | "MT19937") if args == 0 => {
+            Some(EffectKind::Entropy)
+        }
+        ("numpy.random", f) if !NUMPY_NOT_DRAWS.contains(&f) => Some(EffectKind::Numpy),
+        ("os", "urandom" | "getrandom") | ("uuid", "uuid1" | "uuid4") => Some(EffectKind::Entropy),
+        ("secrets", _) => Some(EffectKind::Entropy),
+        ("" | "manim", "random_color" | "random_bright_color") => Some(EffectKind::Random),
+        ("" | "manim", "RandomColorGenerator") if args == 0 => Some(EffectKind::Random),
+        _ if CLOCK_ALWAYS.contains(&name) => Some(EffectKind::Clock),
+        _ if args == 0 && CLOCK_NO_ARGS.contains(&name) => Some(EffectKind::Clock),
+        _ => None,
+    }
 }
 
 /// Parses one file. Unparseable regions are skipped, not fatal: Python
@@ -81,6 +268,8 @@ pub fn facts(source: &[u8]) -> FileFacts {
         out.uncertain.push("the file could not be parsed".into());
         return out;
     };
+    let mut aliases: HashMap<String, String> = HashMap::new();
+    let mut calls: Vec<Call> = Vec::new();
     let mut stack = vec![tree.root_node()];
     while let Some(node) = stack.pop() {
         let line = node.start_position().row + 1;
@@ -89,9 +278,13 @@ pub fn facts(source: &[u8]) -> FileFacts {
                 let mut c = node.walk();
                 for n in node.children_by_field_name("name", &mut c) {
                     let module = match n.kind() {
-                        "aliased_import" => n
-                            .child_by_field_name("name")
-                            .map(|m| text(m, source).to_string()),
+                        "aliased_import" => n.child_by_field_name("name").map(|m| {
+                            let m = text(m, source).to_string();
+                            if let Some(a) = n.child_by_field_name("alias") {
+                                aliases.insert(text(a, source).to_string(), m.clone());
+                            }
+                            m
+                        }),
                         _ => Some(text(n, source).to_string()),
                     };
                     if let Some(m) = module {
@@ -119,11 +312,18 @@ pub fn facts(source: &[u8]) -> FileFacts {
                 let mut names = Vec::new();
                 let mut c = node.walk();
                 for n in node.children_by_field_name("name", &mut c) {
-                    let name = match n.kind() {
-                        "aliased_import" => n.child_by_field_name("name").map(|m| text(m, source)),
-                        _ => Some(text(n, source)),
+                    let (name, alias) = match n.kind() {
+                        "aliased_import" => (
+                            n.child_by_field_name("name").map(|m| text(m, source)),
+                            n.child_by_field_name("alias").map(|a| text(a, source)),
+                        ),
+                        _ => (Some(text(n, source)), None),
                     };
                     if let Some(name) = name {
+                        if level == 0 && !module.is_empty() {
+                            let bound = alias.unwrap_or(name).to_string();
+                            aliases.insert(bound, format!("{module}.{name}"));
+                        }
                         names.push(name.to_string());
                     }
                 }
@@ -132,9 +332,37 @@ pub fn facts(source: &[u8]) -> FileFacts {
             "call" => {
                 if let Some(func) = node.child_by_field_name("function") {
                     let name = last_name(func, source);
-                    let first = node
-                        .child_by_field_name("arguments")
-                        .and_then(|a| a.named_child(0));
+                    let arguments = node.child_by_field_name("arguments");
+                    let mut args = 0;
+                    if let Some(a) = arguments {
+                        let mut c = a.walk();
+                        for arg in a.named_children(&mut c) {
+                            if arg.kind() == "comment" {
+                                continue;
+                            }
+                            args += 1;
+                            // Manim's `Scene(random_seed=n)` seeds both generators.
+                            if arg.kind() == "keyword_argument"
+                                && arg
+                                    .child_by_field_name("name")
+                                    .is_some_and(|k| text(k, source) == "random_seed")
+                            {
+                                out.seeds.random = true;
+                                out.seeds.numpy = true;
+                            }
+                        }
+                    }
+                    let written = text(func, source);
+                    if written.len() <= MAX_CALL_NAME
+                        && matches!(func.kind(), "identifier" | "attribute")
+                    {
+                        calls.push(Call {
+                            line,
+                            func: written.to_string(),
+                            args,
+                        });
+                    }
+                    let first = arguments.and_then(|a| a.named_child(0));
                     let is_import =
                         name == "import_module" || name == "__import__" || name == "import_file";
                     if is_import {
@@ -146,18 +374,33 @@ pub fn facts(source: &[u8]) -> FileFacts {
                             }
                             None => out.uncertain.push(format!(
                                 "line {line}: `{}` imports a module named at run time",
-                                text(func, source)
+                                shown(func, source)
                             )),
                         }
-                    } else if ASSET_CALLS.contains(&name.as_str())
+                    } else if ASSET_CALLS.contains(&name)
                         && let Some(arg) = first
                         && arg.kind() != "keyword_argument"
                         && literal(arg, source).is_none()
                     {
                         out.uncertain.push(format!(
                             "line {line}: `{}` reads a path built at run time",
-                            text(func, source)
+                            shown(func, source)
                         ));
+                    }
+                }
+            }
+            "assignment" | "augmented_assignment" => {
+                // `config.seed = n` / `config["seed"] = n`: Manim seeds both.
+                if let Some(left) = node.child_by_field_name("left")
+                    && left.byte_range().len() < 64
+                {
+                    let t: String = text(left, source)
+                        .chars()
+                        .filter(|c| !c.is_whitespace())
+                        .collect();
+                    if t == "config.seed" || t == "config[\"seed\"]" || t == "config['seed']" {
+                        out.seeds.random = true;
+                        out.seeds.numpy = true;
                     }
                 }
             }
@@ -178,6 +421,18 @@ pub fn facts(source: &[u8]) -> FileFacts {
             stack.push(child);
         }
     }
+    for call in &calls {
+        if let Some(name) = canonical(&call.func, &aliases)
+            && let Some(kind) = classify(call, &name, &mut out.seeds)
+        {
+            out.effects.push(Effect {
+                line: call.line,
+                kind,
+                call: call.func.chars().filter(|c| !c.is_whitespace()).collect(),
+            });
+        }
+    }
+    out.effects.sort();
     out
 }
 
@@ -205,6 +460,65 @@ pub struct Closure {
     pub assets: BTreeSet<String>,
     /// Why the closure may be incomplete (then every project file counts).
     pub uncertain: Vec<String>,
+    /// What can make two renders of the same inputs differ (the clock,
+    /// randomness), one note per file and kind, for `--explain`.
+    pub notes: Vec<String>,
+}
+
+/// The `--explain` notes for the effects of a closure's files, given the
+/// seeds set anywhere in it.
+fn notes(files: &[(String, Vec<Effect>)], seeds: Seeds) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, effects) in files {
+        let mut kinds: Vec<EffectKind> = effects
+            .iter()
+            .map(|e| e.kind)
+            .filter(|k| match k {
+                EffectKind::Random => !seeds.random,
+                EffectKind::Numpy => !seeds.numpy,
+                _ => true,
+            })
+            .collect();
+        kinds.sort();
+        kinds.dedup();
+        // In the order they appear in the file.
+        kinds.sort_by_key(|k| effects.iter().find(|e| e.kind == *k).map(|e| e.line));
+        for kind in kinds {
+            let of_kind: Vec<&Effect> = effects.iter().filter(|e| e.kind == kind).collect();
+            let Some(first) = of_kind.first() else {
+                continue;
+            };
+            let more = match of_kind.len() - 1 {
+                0 => String::new(),
+                1 => " (and 1 more call)".into(),
+                n => format!(" (and {n} more calls)"),
+            };
+            let what = match kind {
+                EffectKind::Clock => {
+                    "reads the clock: its frames can differ from one render to the next".into()
+                }
+                EffectKind::Entropy => "draws random numbers that no seed fixes: its frames can \
+                    differ from one render to the next"
+                    .into(),
+                EffectKind::Random | EffectKind::Numpy | EffectKind::NumpyGenerator => {
+                    let generator = match kind {
+                        EffectKind::Random => "`random`",
+                        EffectKind::Numpy => "`numpy.random`",
+                        _ => "`numpy.random.default_rng()`",
+                    };
+                    format!(
+                        "draws random numbers without a seed: parender seeds {generator} from \
+                         the scene's name, so its renders repeat"
+                    )
+                }
+            };
+            out.push(format!(
+                "{name} line {}: `{}`{more} {what}",
+                first.line, first.call
+            ));
+        }
+    }
+    out
 }
 
 /// Parses files once per content (keyed by their hash).
@@ -249,6 +563,8 @@ impl Analyzer {
         let mut out = Closure::default();
         let mut queue: VecDeque<PathBuf> = VecDeque::from([root.join(scene_file)]);
         let mut seen: BTreeSet<PathBuf> = BTreeSet::new();
+        let mut effects: Vec<(String, Vec<Effect>)> = Vec::new();
+        let mut seeds = Seeds::default();
         let rel = |p: &Path| -> Option<String> {
             let r = p.strip_prefix(root).ok()?;
             if r.components()
@@ -274,6 +590,11 @@ impl Analyzer {
             out.modules.insert(name.clone());
             for u in &f.uncertain {
                 out.uncertain.push(format!("{name} {u}"));
+            }
+            seeds.random |= f.seeds.random;
+            seeds.numpy |= f.seeds.numpy;
+            if !f.effects.is_empty() {
+                effects.push((name.clone(), f.effects.clone()));
             }
             let here = file
                 .parent()
@@ -308,6 +629,7 @@ impl Analyzer {
                 }
             }
         }
+        out.notes = notes(&effects, seeds);
         Ok(out)
     }
 }
@@ -447,6 +769,117 @@ ok = Text(f"{x}")
         assert!(f.strings.contains(&"assets/logo.svg".to_string()));
         assert_eq!(f.uncertain.len(), 2, "{:?}", f.uncertain);
         assert!(f.uncertain[0].contains("ImageMobject") || f.uncertain[1].contains("ImageMobject"));
+    }
+
+    fn kinds(src: &[u8]) -> Vec<(usize, EffectKind, String)> {
+        facts(src)
+            .effects
+            .into_iter()
+            .map(|e| (e.line, e.kind, e.call))
+            .collect()
+    }
+
+    #[test]
+    fn finds_clock_and_randomness() {
+        use EffectKind::*;
+        let got = kinds(
+            br#"import time, random as rnd, numpy.random as npr
+from datetime import datetime
+from numpy.random import uniform as U
+import os, uuid
+t = time.time()
+d = datetime.now()
+a = rnd.uniform(0, 1)
+b = np.random.normal()
+c = npr.rand(3)
+e = U(0, 1)
+g = np.random.default_rng()
+h = np.random.default_rng(7)
+k = os.urandom(4)
+l = uuid.uuid4()
+m = random_color()
+n = time.localtime(0)
+o = time.localtime()
+p = rng.uniform()
+q = obj.random.uniform()
+"#,
+        );
+        assert_eq!(
+            got,
+            vec![
+                (5, Clock, "time.time".into()),
+                (6, Clock, "datetime.now".into()),
+                (7, Random, "rnd.uniform".into()),
+                (8, Numpy, "np.random.normal".into()),
+                (9, Numpy, "npr.rand".into()),
+                (10, Numpy, "U".into()),
+                (11, NumpyGenerator, "np.random.default_rng".into()),
+                (13, Entropy, "os.urandom".into()),
+                (14, Entropy, "uuid.uuid4".into()),
+                (15, Random, "random_color".into()),
+                (17, Clock, "time.localtime".into()),
+            ]
+        );
+        let f = facts(b"import random\nrandom.seed()\nnp.random.seed(1)\n");
+        assert_eq!(
+            f.seeds,
+            Seeds {
+                random: false,
+                numpy: true
+            }
+        );
+        let f = facts(
+            b"class S(Scene):\n    def __init__(self):\n        super().__init__(random_seed=3)\n",
+        );
+        assert_eq!(
+            f.seeds,
+            Seeds {
+                random: true,
+                numpy: true
+            }
+        );
+        assert!(facts(b"config.seed = 4\n").seeds.random);
+    }
+
+    #[test]
+    fn closure_notes_unseeded_randomness_and_the_clock() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        let w = |p: &str, s: &str| {
+            let p = r.join(p);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, s).unwrap();
+        };
+        w(
+            "scenes/a.py",
+            "import random, time\nimport common\nx = random.random()\ny = random.uniform(0, 1)\nstamp = time.time()\n",
+        );
+        w(
+            "scenes/common.py",
+            "import numpy as np\nnp.random.seed(5)\nz = np.random.rand()\n",
+        );
+        let hashes = HashCache::default();
+        let c = Analyzer::default()
+            .closure(r, "scenes/a.py", &hashes)
+            .unwrap();
+        assert_eq!(
+            c.notes,
+            vec![
+                "scenes/a.py line 3: `random.random` (and 1 more call) draws random numbers \
+                 without a seed: parender seeds `random` from the scene's name, so its renders repeat",
+                "scenes/a.py line 5: `time.time` reads the clock: its frames can differ from \
+                 one render to the next",
+            ]
+        );
+        // Seeded in the scene: no note about `random` any more.
+        w(
+            "scenes/a.py",
+            "import random, common\nrandom.seed(1)\nx = random.random()\n",
+        );
+        let c = Analyzer::default()
+            .closure(r, "scenes/a.py", &HashCache::default())
+            .unwrap();
+        assert!(c.notes.is_empty(), "{:?}", c.notes);
     }
 
     #[test]

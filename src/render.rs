@@ -27,7 +27,7 @@ pub struct RenderJob {
     pub settings: RenderSettings,
     pub project_root: PathBuf,
     /// This scene's own media folder (Manim's `--media_dir`), kept between
-    /// renders so Manim's per-animation cache can serve unchanged animations.
+    /// renders (Manim's own caches of Tex and Text live there).
     pub media_dir: PathBuf,
     /// The render's fingerprint.
     pub key: String,
@@ -177,6 +177,30 @@ pub fn find_output(
     found
 }
 
+/// The seed of `random` and `numpy.random` for a scene that sets none: a
+/// function of its name, so every render of it draws the same numbers (and
+/// two scenes do not draw the same ones). Below 2^32, as numpy requires.
+pub fn scene_seed(scene: &Scene) -> u32 {
+    let h = blake3::hash(scene.id.as_str().as_bytes());
+    let b = h.as_bytes();
+    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// Arguments for `manim render` beyond the scene: the settings' flags, and
+/// Manim's own cache off. Manim's per-animation cache (partial movie files
+/// named by a hash of each `play`, reused across renders) was measured making
+/// repeated renders of one scene differ with Manim 0.22, and its hash misses
+/// some changes (updaters, Manim issues #974 and #339). parender stores every
+/// render under the hash of its inputs and shares it (`incremental == clean`),
+/// so each render is made afresh. Users who pass the flag get it once.
+pub fn manim_args(settings: &RenderSettings) -> Vec<String> {
+    let mut args = settings.manim_flags();
+    if !args.iter().any(|a| a == "--disable_caching") {
+        args.push("--disable_caching".into());
+    }
+    args
+}
+
 impl ManimRenderer {
     fn command(&self, job: &RenderJob, report: &Path) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(&self.python);
@@ -185,7 +209,7 @@ impl ManimRenderer {
             .arg("render")
             .arg(&job.scene.file)
             .arg(&job.scene.class)
-            .args(job.settings.manim_flags())
+            .args(manim_args(&job.settings))
             .arg("--media_dir")
             .arg(&job.media_dir)
             .arg("--progress_bar")
@@ -194,6 +218,7 @@ impl ManimRenderer {
             .arg("--silent")
             .current_dir(&job.project_root)
             .env("PARENDER_REPORT", report)
+            .env("PARENDER_SEED", scene_seed(&job.scene).to_string())
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .env("PYTHONUNBUFFERED", "1")
             // Rich wraps at 80 columns off a terminal; keep log lines whole.
@@ -486,6 +511,34 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn renders_turn_manims_cache_off_once() {
+        let mut s = settings();
+        assert_eq!(manim_args(&s), vec!["-ql", "--disable_caching"]);
+        s.manim_args = vec!["--disable_caching".into(), "-v".into(), "WARNING".into()];
+        assert_eq!(
+            manim_args(&s),
+            vec!["-ql", "--disable_caching", "-v", "WARNING"]
+        );
+    }
+
+    #[test]
+    fn each_scene_has_its_own_fixed_seed() {
+        let scene = |file: &str, class: &str| Scene {
+            id: crate::scene::SceneId::new(file, class),
+            file: file.into(),
+            class: class.into(),
+            line: None,
+            audio: None,
+            timeout: Duration::from_secs(1),
+            title: None,
+        };
+        let a = scene_seed(&scene("scenes/a.py", "A"));
+        assert_eq!(a, scene_seed(&scene("scenes/a.py", "A")));
+        assert_ne!(a, scene_seed(&scene("scenes/a.py", "B")));
+        assert_ne!(a, scene_seed(&scene("scenes/b.py", "A")));
     }
 
     #[test]
