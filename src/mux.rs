@@ -8,10 +8,16 @@
 //! bit-identical. The narration and the scene's sound (`add_sound`,
 //! manim-voiceover) are decoded to PCM here and mixed sample-exact from the
 //! scene's first frame, at their own levels (summed, saturating; clipping is
-//! counted and reported, not hidden by a limiter). The track is laid out by
-//! sample count in [`crate::stitch`], then encoded once: no AAC priming or
-//! frame rounding at scene boundaries.
-use std::io::{BufReader, BufWriter, Read, Write};
+//! counted and reported, not hidden by a limiter). The mix is kept as FLAC
+//! (lossless: decoding gives back every sample; its length in samples is in
+//! the meta), a sixth or so of the PCM for speech, and decoded again when
+//! [`crate::stitch`] lays the track out by sample count and encodes it once:
+//! no AAC priming or frame rounding at scene boundaries.
+//!
+//! A narration file (or a scene's own sound) that is empty, missing or not
+//! audio is that scene's problem, not the build's: the scene is built
+//! without it (silence) and the problem is reported with the segment.
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -28,6 +34,24 @@ pub struct Piece {
     pub frames: u64,
 }
 
+/// Which of a scene's audio inputs a [`Problem`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AudioSource {
+    /// The narration file paired with the scene.
+    Narration,
+    /// The scene's own sound (`add_sound`), from its render.
+    Sound,
+}
+
+/// An audio input that was left out of a segment, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    pub source: AudioSource,
+    /// What is wrong with it: `is empty (0 bytes)`, `is not audio (...)`.
+    pub message: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct Segment {
     pub scene: SceneId,
@@ -37,10 +61,12 @@ pub struct Segment {
     /// Frames of the whole segment, hold and gap included.
     pub frames: u64,
     /// The segment's audio (narration and the scene's own sound, mixed;
-    /// 48 kHz stereo s16le) and its length in samples.
-    pub pcm: Option<(PathBuf, u64)>,
+    /// FLAC of 48 kHz stereo 16-bit) and its exact length in samples.
+    pub audio: Option<(PathBuf, u64)>,
     /// Samples where narration and the scene's sound together clipped.
     pub clipped: u64,
+    /// Audio inputs left out (the segment is silent where they would be).
+    pub problems: Vec<Problem>,
 }
 
 impl Segment {
@@ -50,17 +76,20 @@ impl Segment {
 }
 
 /// Bumped whenever what a cached mux holds changes meaning.
-pub const MUX_FORMAT: &str = "parender-mux-v3";
+pub const MUX_FORMAT: &str = "parender-mux-v4";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct MuxMeta {
     frames: u64,
     /// blake3 of `hold.mp4`, when the last frame is held.
     hold: Option<String>,
-    /// blake3 of `audio.pcm` and its length in samples, with any audio.
-    pcm: Option<(String, u64)>,
+    /// blake3 of `audio.flac` and its length in samples, with any audio.
+    audio: Option<(String, u64)>,
     #[serde(default)]
     clipped: u64,
+    /// Inputs left out, reported again on every use of the cached mux.
+    #[serde(default)]
+    problems: Vec<Problem>,
 }
 
 /// Inputs of one scene's mux: the rendered video, its own sound, its
@@ -78,20 +107,39 @@ pub struct MuxInput<'a> {
 
 /// Muxes are cached under `cache` by (video hash, audio content hash, gap,
 /// format): a changed narration re-muxes its scene without re-rendering
-/// it, and an unchanged one is not decoded or encoded again.
+/// it, and an unchanged one is not decoded or encoded again. A cache hit
+/// marks the mux used now (`gc` evicts the least recently used).
 pub async fn mux(
     ff: &Ffmpeg,
     input: &MuxInput<'_>,
     cache: &Path,
     hashes: &HashCache,
 ) -> Result<Segment, Error> {
+    // A narration that is gone or unreadable is left out, and said so.
+    let mut problems = Vec::new();
     let audio_hash = match input.audio {
-        Some(a) => Some(
-            hashes
-                .hash(a)?
-                .ok_or_else(|| Error::Other(format!("audio file {} is gone", a.display())))?,
-        ),
+        Some(a) => match hashes.hash(a) {
+            Ok(Some(h)) => Some(h),
+            Ok(None) => {
+                problems.push(Problem {
+                    source: AudioSource::Narration,
+                    message: "is missing or not a regular file".into(),
+                });
+                None
+            }
+            Err(e) => {
+                problems.push(Problem {
+                    source: AudioSource::Narration,
+                    message: format!("cannot be read ({})", without_path(&e.to_string(), a)),
+                });
+                None
+            }
+        },
         None => None,
+    };
+    let input = &MuxInput {
+        audio: input.audio.filter(|_| audio_hash.is_some()),
+        ..*input
     };
     let key = blake3::hash(
         serde_json::json!([
@@ -108,34 +156,41 @@ pub async fn mux(
     .to_hex()
     .to_string();
     let dir = cache.join(&key);
+    // Problems found now come first, then those kept with the mux.
+    let with_problems = |mut seg: Segment| {
+        seg.problems.splice(0..0, problems.iter().cloned());
+        seg
+    };
     if let Some(seg) = cached(&dir, input, hashes)? {
-        return Ok(seg);
+        return Ok(with_problems(seg));
     }
-    std::fs::create_dir_all(cache).map_err(|e| Error::io(cache, e))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempdir_in(cache)
-        .map_err(|e| Error::io(cache, e))?;
+    // Locked while it is built: a later build or gc removes it only if this
+    // process dies (kill -9) before it is renamed into place.
+    let tmp = crate::store::locked_tempdir(cache, ".tmp-")?;
     let meta = build(ff, input, tmp.path(), hashes).await?;
     let json = serde_json::to_vec(&meta).map_err(|e| Error::Other(e.to_string()))?;
     crate::store::write_atomic(&tmp.path().join("meta.json"), &json)?;
-    let built = tmp.keep();
-    if std::fs::rename(&built, &dir).is_err() {
+    let (built, _lock) = tmp.keep();
+    if std::fs::rename(&built, &dir).is_ok() {
+        let _ = std::fs::remove_file(dir.join(crate::store::DIR_LOCK));
+    } else {
         // Another process cached the same mux meanwhile: use theirs.
         let _ = std::fs::remove_dir_all(&built);
     }
-    cached(&dir, input, hashes)?.ok_or_else(|| {
+    let seg = cached(&dir, input, hashes)?.ok_or_else(|| {
         Error::Other(format!(
             "the mux of {} did not persist in {}",
             input.scene,
             dir.display()
         ))
-    })
+    })?;
+    Ok(with_problems(seg))
 }
 
-/// The cached segment in `dir`, if it is whole.
+/// The cached segment in `dir`, if it is whole; marks it used.
 fn cached(dir: &Path, input: &MuxInput<'_>, hashes: &HashCache) -> Result<Option<Segment>, Error> {
-    let Ok(bytes) = std::fs::read(dir.join("meta.json")) else {
+    let meta_path = dir.join("meta.json");
+    let Ok(bytes) = std::fs::read(&meta_path) else {
         return Ok(None);
     };
     let Ok(meta) = serde_json::from_slice::<MuxMeta>(&bytes) else {
@@ -159,27 +214,35 @@ fn cached(dir: &Path, input: &MuxInput<'_>, hashes: &HashCache) -> Result<Option
             frames: meta.frames - input.info.frames,
         });
     }
-    let pcm = match &meta.pcm {
+    let audio = match &meta.audio {
         Some((h, n)) => {
-            if !intact("audio.pcm", h)? {
+            if !intact(AUDIO, h)? {
                 let _ = std::fs::remove_dir_all(dir);
                 return Ok(None);
             }
-            Some((dir.join("audio.pcm"), *n))
+            Some((dir.join(AUDIO), *n))
         }
         None => None,
     };
+    if let Ok(f) = std::fs::File::options().write(true).open(&meta_path) {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
     Ok(Some(Segment {
         scene: input.scene.clone(),
         pieces,
         info: input.info.clone(),
         frames: meta.frames,
-        pcm,
+        audio,
         clipped: meta.clipped,
+        problems: meta.problems,
     }))
 }
 
-/// Decodes (and mixes) the audio and encodes the held tail into `work`.
+/// The segment's audio in a mux folder.
+const AUDIO: &str = "audio.flac";
+
+/// Decodes (and mixes) the audio, keeps it as FLAC and encodes the held
+/// tail, into `work`.
 async fn build(
     ff: &Ffmpeg,
     input: &MuxInput<'_>,
@@ -187,11 +250,9 @@ async fn build(
     hashes: &HashCache,
 ) -> Result<MuxMeta, Error> {
     let info = input.info;
-    let (pcm, clipped) = decode_and_mix(ff, input, work).await?;
-    let audio_frames = pcm
-        .as_ref()
-        .map(|(_, n)| info.frames_for_samples(*n))
-        .unwrap_or(0);
+    let mixed = decode_and_mix(ff, input, work).await?;
+    let samples = mixed.pcm.as_ref().map_or(0, |(_, n)| *n);
+    let audio_frames = info.frames_for_samples(samples);
     let frames = info.frames.max(audio_frames) + input.gap_frames;
     let hold = frames - info.frames;
     let mut hold_hash = None;
@@ -200,52 +261,164 @@ async fn build(
         encode_hold(ff, input, hold, work, &tail).await?;
         hold_hash = hashes.hash(&tail)?;
     }
-    let pcm = match pcm {
-        Some((p, n)) => Some((hashes.hash(&p)?.unwrap_or_default(), n)),
+    let audio = match mixed.pcm {
+        Some((pcm, n)) if n > 0 => {
+            let flac = work.join(AUDIO);
+            encode_flac(ff, &pcm, &flac).await?;
+            let _ = std::fs::remove_file(&pcm);
+            Some((hashes.hash(&flac)?.unwrap_or_default(), n))
+        }
+        Some((pcm, _)) => {
+            let _ = std::fs::remove_file(&pcm);
+            None
+        }
         None => None,
     };
     Ok(MuxMeta {
         frames,
         hold: hold_hash,
-        pcm,
-        clipped,
+        audio,
+        clipped: mixed.clipped,
+        problems: mixed.problems,
     })
 }
 
-/// The segment's audio in `work/audio.pcm`: the narration, the scene's
-/// own sound, or both mixed. Returns it with its length in samples, and
-/// how many samples clipped.
-async fn decode_and_mix(
+/// A segment's decoded audio: PCM and its length in samples, the samples
+/// that clipped, and the inputs left out.
+struct Mixed {
+    pcm: Option<(PathBuf, u64)>,
+    clipped: u64,
+    problems: Vec<Problem>,
+}
+
+/// `message` without a leading `<path>: ` (ffmpeg and I/O errors start so)
+/// or ffmpeg's `[mp3 @ 0x55d0...] ` context, lines joined with `; `.
+fn without_path(message: &str, path: &Path) -> String {
+    let p = format!("{}: ", path.display());
+    message
+        .lines()
+        .map(|l| {
+            let l = l.trim();
+            let l = match l.split_once("] ") {
+                Some((ctx, rest)) if ctx.starts_with('[') && ctx.contains(" @ 0x") => rest,
+                _ => l,
+            };
+            l.strip_prefix(&p).unwrap_or(l).trim()
+        })
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Decodes `file` to PCM at `pcm`. A file that is empty or not audio is a
+/// [`Problem`] (returns `None`); any other failure (ffmpeg missing, the disk
+/// full) is an error, so it is never cached as silence.
+async fn decode_or_leave_out(
     ff: &Ffmpeg,
-    input: &MuxInput<'_>,
-    work: &Path,
-) -> Result<(Option<(PathBuf, u64)>, u64), Error> {
+    file: &Path,
+    pcm: &Path,
+    source: AudioSource,
+    problems: &mut Vec<Problem>,
+) -> Result<Option<u64>, Error> {
+    let error = match ff.decode_audio(file, pcm).await {
+        Ok(n) => return Ok(Some(n)),
+        Err(e) => e,
+    };
+    let message = match std::fs::metadata(file) {
+        Ok(m) if m.len() == 0 => "is empty (0 bytes)".to_string(),
+        Ok(_) => match ff.has_audio(file).await {
+            // It has audio that ffmpeg could not decode: not something to
+            // take for the input's fault without knowing more.
+            Ok(true) => return Err(error),
+            Ok(false) => "has no audio stream".to_string(),
+            Err(probe) => {
+                let why = match &probe {
+                    Error::Media { message, .. } => without_path(message, file),
+                    other => other.to_string(),
+                };
+                format!("is not audio ({why})")
+            }
+        },
+        Err(e) => format!("cannot be read ({e})"),
+    };
+    let _ = std::fs::remove_file(pcm);
+    problems.push(Problem { source, message });
+    Ok(None)
+}
+
+/// The segment's audio in `work/audio.pcm`: the narration, the scene's
+/// own sound, or both mixed, with its length in samples and how many
+/// samples clipped. Inputs that are not audio are left out.
+async fn decode_and_mix(ff: &Ffmpeg, input: &MuxInput<'_>, work: &Path) -> Result<Mixed, Error> {
     let out = work.join("audio.pcm");
     let narration = work.join("narration.pcm");
     let sound = work.join("sound.pcm");
+    let mut problems = Vec::new();
     let n = match input.audio {
-        Some(a) => Some(ff.decode_audio(a, &narration).await?),
+        Some(a) => {
+            decode_or_leave_out(ff, a, &narration, AudioSource::Narration, &mut problems).await?
+        }
         None => None,
     };
     let s = match input.sound {
         Some((wav, _)) => {
-            ff.decode_audio(wav, &sound).await?;
-            Some(trim_silent_tail(&sound)?)
+            match decode_or_leave_out(ff, wav, &sound, AudioSource::Sound, &mut problems).await? {
+                Some(_) => Some(trim_silent_tail(&sound)?),
+                None => None,
+            }
         }
         None => None,
     };
     let rename = |from: &Path| std::fs::rename(from, &out).map_err(|e| Error::io(&out, e));
-    match (n, s) {
-        (None, None) => Ok((None, 0)),
-        (Some(n), None) => rename(&narration).map(|_| (Some((out.clone(), n)), 0)),
-        (None, Some(s)) => rename(&sound).map(|_| (Some((out.clone(), s)), 0)),
+    let (pcm, clipped) = match (n, s) {
+        (None, None) => (None, 0),
+        (Some(n), None) => {
+            rename(&narration)?;
+            (Some((out, n)), 0)
+        }
+        (None, Some(s)) => {
+            rename(&sound)?;
+            (Some((out, s)), 0)
+        }
         (Some(_), Some(_)) => {
             let (samples, clipped) = mix_files(&narration, &sound, &out)?;
             let _ = std::fs::remove_file(&narration);
             let _ = std::fs::remove_file(&sound);
-            Ok((Some((out, samples)), clipped))
+            (Some((out, samples)), clipped)
         }
+    };
+    Ok(Mixed {
+        pcm,
+        clipped,
+        problems,
+    })
+}
+
+/// Encodes raw PCM (48 kHz stereo s16le) to FLAC.
+async fn encode_flac(ff: &Ffmpeg, pcm: &Path, flac: &Path) -> Result<(), Error> {
+    let mut cmd = tokio::process::Command::new(&ff.ffmpeg);
+    cmd.args(["-nostdin", "-v", "error", "-y", "-f", "s16le", "-ar"])
+        .arg(crate::media::SAMPLE_RATE.to_string())
+        .arg("-ac")
+        .arg(crate::media::CHANNELS.to_string())
+        .arg("-i")
+        .arg(pcm)
+        .args(["-c:a", "flac", "-f", "flac"])
+        .arg(flac);
+    // Dies with parender; killed if this future is dropped (cancelled).
+    let out = crate::procs::output(cmd).await.map_err(|e| Error::Media {
+        tool: "ffmpeg",
+        what: pcm.display().to_string(),
+        message: format!("cannot run {}: {e}", ff.ffmpeg.display()),
+    })?;
+    if !out.status.success() {
+        return Err(Error::Media {
+            tool: "ffmpeg",
+            what: pcm.display().to_string(),
+            message: crate::procs::tail_lines(&out.stderr, 8),
+        });
     }
+    Ok(())
 }
 
 /// Encodes `hold` frames of the video's last frame to `tail`, checked to
@@ -279,20 +452,38 @@ async fn encode_hold(
 /// Cuts the digital silence (all-zero samples) off the end of a PCM file
 /// and returns the samples left. Manim pads a scene's sound with silence (at
 /// least a second of it, pydub's default), which must not hold the scene's
-/// last frame for longer than its video or its real sound lasts.
+/// last frame for longer than its video or its real sound lasts. Reads the
+/// file backwards in blocks, so a long sound is not read into memory.
 fn trim_silent_tail(pcm: &Path) -> Result<u64, Error> {
-    let data = std::fs::read(pcm).map_err(|e| Error::io(pcm, e))?;
-    let keep = data
-        .chunks_exact(BYTES_PER_SAMPLE as usize)
-        .rposition(|s| s.iter().any(|b| *b != 0))
-        .map_or(0, |i| i + 1);
-    let f = std::fs::OpenOptions::new()
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
         .write(true)
         .open(pcm)
         .map_err(|e| Error::io(pcm, e))?;
-    f.set_len(keep as u64 * BYTES_PER_SAMPLE)
-        .map_err(|e| Error::io(pcm, e))?;
-    Ok(keep as u64)
+    let len = f.metadata().map_err(|e| Error::io(pcm, e))?.len();
+    let sample = BYTES_PER_SAMPLE;
+    let mut end = len / sample * sample;
+    const BLOCK: u64 = 64 * 1024;
+    let mut buf = vec![0u8; BLOCK as usize];
+    let keep = loop {
+        if end == 0 {
+            break 0;
+        }
+        let start = end.saturating_sub(BLOCK);
+        let block = &mut buf[..(end - start) as usize];
+        f.seek(SeekFrom::Start(start))
+            .and_then(|_| f.read_exact(block))
+            .map_err(|e| Error::io(pcm, e))?;
+        if let Some(i) = block
+            .chunks_exact(sample as usize)
+            .rposition(|s| s.iter().any(|b| *b != 0))
+        {
+            break start + (i as u64 + 1) * sample;
+        }
+        end = start;
+    };
+    f.set_len(keep).map_err(|e| Error::io(pcm, e))?;
+    Ok(keep / sample)
 }
 
 fn mix_files(a: &Path, b: &Path, out: &Path) -> Result<(u64, u64), Error> {
@@ -360,6 +551,18 @@ mod tests {
     }
 
     #[test]
+    fn problem_messages_lose_paths_and_ffmpeg_contexts() {
+        let f = Path::new("/p/audio/c.mp3");
+        assert_eq!(
+            without_path(
+                "[mp3 @ 0x55847dee4600] Failed to read frame size\n/p/audio/c.mp3: Invalid argument\n",
+                f
+            ),
+            "Failed to read frame size; Invalid argument"
+        );
+    }
+
+    #[test]
     fn a_silent_tail_is_cut() {
         let t = tempfile::tempdir().unwrap();
         let f = t.path().join("s.pcm");
@@ -369,6 +572,17 @@ mod tests {
         assert_eq!(std::fs::read(&f).unwrap(), pcm(&[5, 5, 0, 1]));
         std::fs::write(&f, pcm(&[0, 0])).unwrap();
         assert_eq!(trim_silent_tail(&f).unwrap(), 0);
+        // Sound, then silence over several of the blocks it reads backwards.
+        let mut long = vec![0i16; 2 * 70_000];
+        long[3] = -7;
+        std::fs::write(&f, pcm(&long)).unwrap();
+        assert_eq!(trim_silent_tail(&f).unwrap(), 2);
+        assert_eq!(std::fs::read(&f).unwrap(), pcm(&[0, 0, 0, -7]));
+        // Sound up to the very end, and a stray half sample cut off.
+        let mut bytes = pcm(&vec![1i16; 2 * 40_000]);
+        bytes.push(9);
+        std::fs::write(&f, &bytes).unwrap();
+        assert_eq!(trim_silent_tail(&f).unwrap(), 40_000);
     }
 
     #[test]

@@ -66,8 +66,15 @@ pub fn plan(
                     }
                 }
                 _ => {
+                    let why = if let Some(e) = store.failure(&keys[i]) {
+                        format!("failed when it last rendered ({})", e.summary())
+                    } else if store.latest_key(&scene.id, profile).is_some() {
+                        "has no render in the cache (evicted by `cache gc`)".to_string()
+                    } else {
+                        "has never been rendered".to_string()
+                    };
                     warnings.push(format!(
-                        "{} has never been rendered and is not part of this build; it is left out of the video",
+                        "{} {why} and is not part of this build; it is left out of the video",
                         scene.id
                     ));
                     Action::Missing

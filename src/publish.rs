@@ -11,11 +11,12 @@ use std::path::{Path, PathBuf};
 
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
 use crate::hashcache::HashCache;
 use crate::media::Ffmpeg;
-use crate::mux::{self, MuxInput};
+use crate::mux::{self, AudioSource, MuxInput};
 use crate::report::Reporter;
 use crate::scene::Scene;
 use crate::stitch::{self, Part, SubtitleMode};
@@ -144,7 +145,7 @@ fn parts_of(parts: &[Part], mode: SubtitleMode, hashes: &HashCache) -> Result<Pa
             video.update(format!("\0{}\0", piece.frames).as_bytes());
         }
         video.update(format!("{}\0", p.segment.frames).as_bytes());
-        audio.update(format!("{:?}\0{}\0", p.segment.pcm, p.segment.frames).as_bytes());
+        audio.update(format!("{:?}\0{}\0", p.segment.audio, p.segment.frames).as_bytes());
         chapters.update(format!("{}\0{}\0", p.title, p.segment.frames).as_bytes());
         let srt = match &p.subtitles {
             Some(f) => hashes.hash(f)?,
@@ -188,18 +189,56 @@ fn key_of(parts: &Parts) -> String {
 }
 
 /// Muxes and stitches `scenes` (those with a render, in order) into the
-/// output, unless it is already current.
+/// output, unless it is already current. When `cancel` fires (Ctrl-C,
+/// SIGTERM) it stops at once: the ffmpeg runs in flight are killed (their
+/// futures are dropped), temp files removed, nothing is published, and it
+/// returns [`Error::Interrupted`].
 pub async fn publish(
     p: &Publish<'_>,
     scenes: &[(&Scene, Entry)],
     reporter: &Reporter,
+    cancel: &CancellationToken,
 ) -> Result<Outcome, Error> {
-    let parts = mux_all(p, scenes).await?;
-    for part in &parts {
+    if cancel.is_cancelled() {
+        return Err(Error::Interrupted);
+    }
+    tokio::select! {
+        biased;
+        _ = cancel.cancelled() => Err(Error::Interrupted),
+        done = publish_now(p, scenes, reporter, cancel) => done,
+    }
+}
+
+/// `2 scenes`, `1 scene`.
+fn scenes(n: usize) -> String {
+    format!("{n} scene{}", if n == 1 { "" } else { "s" })
+}
+
+async fn publish_now(
+    p: &Publish<'_>,
+    scenes_in: &[(&Scene, Entry)],
+    reporter: &Reporter,
+    cancel: &CancellationToken,
+) -> Result<Outcome, Error> {
+    // Temp files a killed build left beside the output.
+    stitch::remove_abandoned_partials(p.output);
+    let parts = mux_all(p, scenes_in).await?;
+    for (part, (scene, _)) in parts.iter().zip(scenes_in) {
         if part.segment.clipped > 0 {
             reporter.warning(&format!(
                 "{}: its narration and its own sound together clip at {} samples; lower one of them",
                 part.segment.scene, part.segment.clipped
+            ));
+        }
+        for problem in &part.segment.problems {
+            let what = match (problem.source, &scene.audio) {
+                (AudioSource::Narration, Some(a)) => format!("its narration {}", a.display()),
+                (AudioSource::Narration, None) => "its narration".to_string(),
+                (AudioSource::Sound, _) => "its own sound (add_sound)".to_string(),
+            };
+            reporter.warning(&format!(
+                "{}: {what} {}; the scene is built without it (silence)",
+                part.segment.scene, problem.message
             ));
         }
     }
@@ -226,8 +265,8 @@ pub async fn publish(
     } else {
         String::new()
     };
-    reporter.status("Stitching", &format!("{} scenes{because}", parts.len()));
-    let done = stitch::stitch(p.ffmpeg, &parts, p.subtitles, p.work, p.output).await?;
+    reporter.status("Stitching", &format!("{}{because}", scenes(parts.len())));
+    let done = stitch::stitch(p.ffmpeg, &parts, p.subtitles, p.work, p.output, cancel).await?;
     for old in prev.iter().flat_map(|r| &r.side_files) {
         if !done.side_files.contains(old) {
             let _ = std::fs::remove_file(old);

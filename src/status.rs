@@ -15,6 +15,20 @@ use crate::settings::Overrides;
 use crate::store::{LocalStore, Lookup, Store};
 use crate::toolchain::Toolchain;
 
+/// A line on stdout (stderr): a closed pipe ends the output, not the command.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+macro_rules! say_err {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 /// Default size `parender cache gc` trims the cache to.
 pub const DEFAULT_MAX_SIZE: u64 = 2_000_000_000;
 
@@ -65,7 +79,7 @@ pub async fn status(args: &StatusArgs, reporter: &Reporter) -> Result<ExitCode, 
                 Some(true) => " [sound from the scene]",
                 _ => "",
             };
-            println!("{state:>6}  {}{detail}{sound}", scene.id);
+            say!("{state:>6}  {}{detail}{sound}", scene.id);
         }
     }
     for b in &p.discovery.broken {
@@ -83,7 +97,7 @@ pub async fn status(args: &StatusArgs, reporter: &Reporter) -> Result<ExitCode, 
                 scene_sound: None,
             });
         } else {
-            println!("failed  {} ({})", b.file, b.error.summary());
+            say!("failed  {} ({})", b.file, b.error.summary());
         }
     }
     p.hashes.save();
@@ -107,24 +121,6 @@ fn human_size(bytes: u64) -> String {
     }
 }
 
-fn dir_size(dir: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            match e.file_type() {
-                Ok(t) if t.is_dir() => stack.push(e.path()),
-                Ok(_) => total += e.metadata().map(|m| m.len()).unwrap_or(0),
-                Err(_) => {}
-            }
-        }
-    }
-    total
-}
-
 pub fn cache(command: CacheCommand, project: Option<&Path>) -> Result<(), Error> {
     let project = Project::open(project)?;
     let state = project.state_dir();
@@ -142,36 +138,60 @@ pub fn cache(command: CacheCommand, project: Option<&Path>) -> Result<(), Error>
             let (hit, miss) = last
                 .iter()
                 .fold((0, 0), |(h, m), b| (h + b.cached, m + b.rendered));
-            println!("cache:      {}", state.display());
-            println!(
+            say!("cache:      {}", state.display());
+            say!(
                 "entries:    {} renders ({} of video)",
                 usage.len(),
                 human_size(videos)
             );
-            println!(
+            say!(
                 "on disk:    {} (with muxed audio, Manim's media folders and memos)",
-                human_size(dir_size(&state))
+                human_size(crate::store::dir_size(&state))
             );
             if hit + miss > 0 {
-                println!(
+                say!(
                     "hit rate:   {:.0}% over the last {} build{} ({hit} cached, {miss} rendered)",
                     100.0 * hit as f64 / (hit + miss) as f64,
                     last.len(),
                     if last.len() == 1 { "" } else { "s" }
                 );
             } else {
-                println!("hit rate:   no builds yet");
+                say!("hit rate:   no builds yet");
             }
         }
         CacheCommand::Gc { max_size } => {
             let limit = max_size
                 .or(project.config.cache_max_size.map(|s| s.0))
                 .unwrap_or(DEFAULT_MAX_SIZE);
-            let (removed, freed) = store.gc(limit)?;
-            println!(
-                "removed {removed} entr{} and {} of videos (limit {})",
-                if removed == 1 { "y" } else { "ies" },
-                human_size(freed),
+            let mut r = store.gc(limit, Some(&state), || {
+                say_err!(
+                    "waiting for the builds using the cache (a build or watch) to finish; gc never removes what they hold"
+                )
+            })?;
+            // Partial videos and side files killed builds left in out/<profile>/.
+            if let Ok(rd) = std::fs::read_dir(project.output_dir()) {
+                for e in rd.flatten() {
+                    if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        let swept = crate::store::remove_abandoned(&e.path(), |n| {
+                            n.starts_with('.') && n.ends_with(".partial")
+                        });
+                        r.temps += swept.removed;
+                        r.freed += swept.bytes;
+                    }
+                }
+            }
+            let n = |count: usize, one: &str, many: &str| {
+                format!("{count} {}", if count == 1 { one } else { many })
+            };
+            say!(
+                "removed {}, {}, {}, {} and {}: {} freed; the cache holds {} (limit {})",
+                n(r.entries, "entry", "entries"),
+                n(r.muxes, "mux", "muxes"),
+                n(r.cards, "placeholder card", "placeholder cards"),
+                n(r.media, "media folder", "media folders"),
+                n(r.temps, "abandoned temp file", "abandoned temp files"),
+                human_size(r.freed),
+                human_size(r.left),
                 human_size(limit)
             );
         }
@@ -182,6 +202,22 @@ pub fn cache(command: CacheCommand, project: Option<&Path>) -> Result<(), Error>
 /// Removes `.parender/` and the output folder, and nothing else.
 pub fn clean(project: Option<&Path>, reporter: &Reporter) -> Result<(), Error> {
     let project = Project::open(project)?;
+    // A build or watch using the cache would fail half-way: refuse, and
+    // hold the lock while removing so none starts meanwhile.
+    let users = project.state_dir().join("cache").join("users.lock");
+    let _held = match std::fs::File::open(&users) {
+        Ok(f) => match f.try_lock() {
+            Ok(()) => Some(f),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Other(format!(
+                    "a build or watch is using {}; stop it, then clean",
+                    project.state_dir().display()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(_)) => None,
+        },
+        Err(_) => None,
+    };
     for dir in [project.state_dir(), project.output_dir()] {
         // Never remove the project itself or anything above it.
         if project.root.starts_with(&dir) {

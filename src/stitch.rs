@@ -6,14 +6,23 @@
 //! written into the concat list from the [`Timeline`] (whole frames), so no
 //! container's rounded duration can push a frame off the grid. Audio: one
 //! PCM track laid out by sample count, each scene starting at the sample
-//! where its first frame starts, then encoded to AAC once. Chapters (one per
-//! scene) and subtitles (every scene's cues, shifted to its start) come from
-//! the same timeline. Side files are written first, then the video goes to
-//! a temp file beside the output and is renamed into place.
-use std::io::{Read, Write};
+//! where its first frame starts, then encoded to AAC once; the segments'
+//! FLAC audio is decoded for it by one ffmpeg run (the concat demuxer, whose
+//! output is checked against every segment's sample count). Chapters (one
+//! per scene) and subtitles (every scene's cues, shifted to its start) come
+//! from the same timeline.
+//!
+//! Publishing: the side files and the video are written to locked temp files
+//! beside the output (`.NAME.XXXXXX.partial`, mode 0666 & !umask like any
+//! new file), and only when all are whole, and the build was not
+//! interrupted, renamed into place: side files first, the video last. Temp
+//! files a killed build left beside the output are removed by the next one.
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
 use crate::media::{BYTES_PER_SAMPLE, Ffmpeg, FinalMux};
@@ -80,31 +89,117 @@ fn concat_list(parts: &[Part], timeline: &Timeline) -> String {
     out
 }
 
-/// Writes the whole audio track: for each segment, its audio then silence
-/// up to the sample where the next segment's first frame starts.
-fn write_track(segments: &[&Segment], out: &Path) -> Result<(), Error> {
+/// Writes the whole audio track to `out`: for each segment, its audio then
+/// silence up to the sample where the next segment's first frame starts.
+/// The segments' audio is decoded by one ffmpeg run into a pipe.
+async fn write_track(
+    ff: &Ffmpeg,
+    segments: &[&Segment],
+    work: &Path,
+    out: &Path,
+) -> Result<(), Error> {
     let file = std::fs::File::create(out).map_err(|e| Error::io(out, e))?;
     let mut w = std::io::BufWriter::new(file);
-    let zeros = vec![0u8; 64 * 1024];
+    let flacs: Vec<&Path> = segments
+        .iter()
+        .filter_map(|s| s.audio.as_ref().map(|(p, _)| p.as_path()))
+        .collect();
+    if flacs.is_empty() {
+        lay_out(segments, &[][..], &mut w)
+            .await
+            .map_err(|e| Error::io(out, e))?;
+    } else {
+        let list = work.join("audio.txt");
+        let text: String = flacs.iter().map(|p| concat_line(p)).collect();
+        std::fs::write(&list, text).map_err(|e| Error::io(&list, e))?;
+        let mut cmd = tokio::process::Command::new(&ff.ffmpeg);
+        cmd.args([
+            "-nostdin", "-v", "error", "-f", "concat", "-safe", "0", "-i",
+        ])
+        .arg(&list)
+        .args(["-vn", "-f", "s16le", "-c:a", "pcm_s16le", "pipe:1"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+        // Dies with parender; killed if this future is dropped (cancelled).
+        crate::procs::contain(&mut cmd);
+        let mut child = cmd.spawn().map_err(|e| Error::Media {
+            tool: "ffmpeg",
+            what: list.display().to_string(),
+            message: format!("cannot run {}: {e}", ff.ffmpeg.display()),
+        })?;
+        let _group = crate::procs::GroupGuard::new(&child);
+        let (Some(stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
+            return Err(Error::Other("ffmpeg's output pipes are missing".into()));
+        };
+        let mut errors = Vec::new();
+        let (laid, _) = tokio::join!(
+            lay_out(segments, stdout, &mut w),
+            stderr.read_to_end(&mut errors)
+        );
+        let status = child.wait().await.map_err(|e| Error::io(&ff.ffmpeg, e))?;
+        if !status.success() || laid.is_err() {
+            let mut message = crate::procs::tail_lines(&errors, 8);
+            if let Err(e) = laid {
+                message = format!("{e}; {message}");
+            }
+            return Err(Error::Media {
+                tool: "ffmpeg",
+                what: list.display().to_string(),
+                message,
+            });
+        }
+    }
+    w.flush().map_err(|e| Error::io(out, e))?;
+    Ok(())
+}
+
+/// Lays the segments' audio out (read from `audio`: every segment's samples,
+/// end to end, exactly as many as each says) into `out`, each segment from
+/// the sample where its first frame starts, silence where it has none.
+async fn lay_out(
+    segments: &[&Segment],
+    mut audio: impl AsyncRead + Unpin,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    const CHUNK: usize = 64 * 1024;
+    let zeros = vec![0u8; CHUNK];
+    let mut buf = vec![0u8; CHUNK];
     let mut frame = 0u64;
     for seg in segments {
         let start = seg.info.sample_at_frame(frame);
         frame += seg.frames;
         let end = seg.info.sample_at_frame(frame);
         let mut left = (end - start) * BYTES_PER_SAMPLE;
-        if let Some((pcm, samples)) = &seg.pcm {
-            let take = (*samples).min(end - start) * BYTES_PER_SAMPLE;
-            let f = std::fs::File::open(pcm).map_err(|e| Error::io(pcm, e))?;
-            let copied = std::io::copy(&mut f.take(take), &mut w).map_err(|e| Error::io(out, e))?;
-            left -= copied;
+        if let Some((_, samples)) = &seg.audio {
+            // All of its samples are read; those past its end (none, as
+            // its frames cover its audio) are dropped.
+            let mut unread = samples * BYTES_PER_SAMPLE;
+            while unread > 0 {
+                let n = unread.min(CHUNK as u64) as usize;
+                audio.read_exact(&mut buf[..n]).await.map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("the audio of {} ended early ({e})", seg.scene),
+                    )
+                })?;
+                let keep = (n as u64).min(left) as usize;
+                out.write_all(&buf[..keep])?;
+                left -= keep as u64;
+                unread -= n as u64;
+            }
         }
         while left > 0 {
-            let n = left.min(zeros.len() as u64) as usize;
-            w.write_all(&zeros[..n]).map_err(|e| Error::io(out, e))?;
+            let n = left.min(CHUNK as u64) as usize;
+            out.write_all(&zeros[..n])?;
             left -= n as u64;
         }
     }
-    w.flush().map_err(|e| Error::io(out, e))?;
+    if audio.read(&mut buf[..1]).await? != 0 {
+        return Err(std::io::Error::other(
+            "the decoded audio is longer than the segments' sample counts",
+        ));
+    }
     Ok(())
 }
 
@@ -172,13 +267,74 @@ fn check_formats(parts: &[Part]) -> Result<(), Error> {
     Ok(())
 }
 
+/// A file staged beside its destination: a locked temp file, renamed into
+/// place by [`Staged::publish`], removed if dropped before.
+struct Staged {
+    tmp: tempfile::NamedTempFile,
+    to: PathBuf,
+}
+
+impl Staged {
+    /// An empty temp file `.NAME.XXXXXX.partial` beside `to`.
+    fn new(to: &Path) -> Result<Staged, Error> {
+        let dir = to.parent().unwrap_or(Path::new("."));
+        let name = to
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "video.mp4".into());
+        let tmp = crate::store::locked_tempfile(dir, &format!(".{name}."), PARTIAL)?;
+        Ok(Staged {
+            tmp,
+            to: to.to_path_buf(),
+        })
+    }
+
+    fn with(to: &Path, bytes: &[u8]) -> Result<Staged, Error> {
+        let mut s = Staged::new(to)?;
+        s.tmp
+            .write_all(bytes)
+            .map_err(|e| Error::io(s.tmp.path(), e))?;
+        s.sync()?;
+        Ok(s)
+    }
+
+    fn sync(&self) -> Result<(), Error> {
+        self.tmp
+            .as_file()
+            .sync_all()
+            .map_err(|e| Error::io(self.tmp.path(), e))
+    }
+
+    fn publish(self) -> Result<(), Error> {
+        self.tmp
+            .persist(&self.to)
+            .map(drop)
+            .map_err(|e| Error::io(&self.to, e.error))
+    }
+}
+
+const PARTIAL: &str = ".partial";
+
+/// Removes the temp files of `output` and its side files that a killed
+/// build left beside it (`.NAME.XXXXXX.partial` whose lock is free).
+pub fn remove_abandoned_partials(output: &Path) -> crate::store::Swept {
+    let dir = output.parent().unwrap_or(Path::new("."));
+    let Some(stem) = output.file_stem().map(|s| s.to_string_lossy().into_owned()) else {
+        return crate::store::Swept::default();
+    };
+    let prefix = format!(".{stem}.");
+    crate::store::remove_abandoned(dir, |n| n.starts_with(&prefix) && n.ends_with(PARTIAL))
+}
+
 /// Joins `parts` into `output`. `work` is this build's scratch folder.
+/// Nothing is published once `cancel` fires.
 pub async fn stitch(
     ff: &Ffmpeg,
     parts: &[Part],
     mode: SubtitleMode,
     work: &Path,
     output: &Path,
+    cancel: &CancellationToken,
 ) -> Result<Stitched, Error> {
     check_formats(parts)?;
     let timeline = timeline(parts).ok_or_else(|| Error::Other("nothing to stitch".into()))?;
@@ -192,7 +348,7 @@ pub async fn stitch(
     let chapters = write("chapters.ffmeta", timeline.ffmetadata())?;
     let track = work.join("track.pcm");
     let segments: Vec<&Segment> = parts.iter().map(|p| &p.segment).collect();
-    write_track(&segments, &track)?;
+    write_track(ff, &segments, work, &track).await?;
 
     let cues = match mode {
         SubtitleMode::None => Vec::new(),
@@ -202,32 +358,23 @@ pub async fn stitch(
         .then(|| write("subtitles.srt", subtitles::to_srt(&cues)))
         .transpose()?;
 
-    // Side files first: when the new video appears, they already match it.
-    let mut side_files = Vec::new();
+    // Everything is staged beside the output, then published together.
+    let mut staged = Vec::new();
     let chapter_list = side_file(output, "chapters.txt");
-    crate::store::write_atomic(&chapter_list, timeline.chapter_list().as_bytes())?;
-    side_files.push(chapter_list.clone());
+    staged.push(Staged::with(
+        &chapter_list,
+        timeline.chapter_list().as_bytes(),
+    )?);
+    let mut side_files = vec![chapter_list.clone()];
     let mut published_srt = None;
     if srt.is_some() {
         let (s, v) = (side_file(output, "srt"), side_file(output, "vtt"));
-        crate::store::write_atomic(&s, subtitles::to_srt(&cues).as_bytes())?;
-        crate::store::write_atomic(&v, subtitles::to_vtt(&cues).as_bytes())?;
+        staged.push(Staged::with(&s, subtitles::to_srt(&cues).as_bytes())?);
+        staged.push(Staged::with(&v, subtitles::to_vtt(&cues).as_bytes())?);
         side_files.extend([s.clone(), v]);
         published_srt = Some(s);
     }
-
-    let dir = output.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let name = output
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "video.mp4".into());
-    // A hidden temp file beside the output: renamed into place only when whole.
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".partial")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
+    let video = Staged::new(output)?;
     let first = &parts[0].segment.info;
     ff.final_mux(&FinalMux {
         concat_list: &list,
@@ -235,14 +382,18 @@ pub async fn stitch(
         chapters: &chapters,
         subtitles: srt.as_deref().filter(|_| mode == SubtitleMode::Embed),
         timescale: first.tb_den / first.tb_num.max(1),
-        out: tmp.path(),
+        out: video.tmp.path(),
     })
     .await?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.persist(output)
-        .map_err(|e| Error::io(output, e.error))?;
+    video.sync()?;
+    if cancel.is_cancelled() {
+        return Err(Error::Interrupted);
+    }
+    // Side files first: when the new video appears, they already match it.
+    for s in staged {
+        s.publish()?;
+    }
+    video.publish()?;
     Ok(Stitched {
         output: output.to_path_buf(),
         frames: timeline.frames(),
@@ -259,40 +410,56 @@ mod tests {
     use crate::media::VideoInfo;
     use crate::scene::SceneId;
 
-    fn seg(frames: u64, pcm: Option<(PathBuf, u64)>) -> Segment {
+    fn seg(frames: u64, audio: Option<(PathBuf, u64)>) -> Segment {
         Segment {
             scene: SceneId("s.py:S".into()),
             pieces: vec![],
             info: VideoInfo::fixture(15, frames),
             frames,
-            pcm,
+            audio,
             clipped: 0,
+            problems: vec![],
         }
     }
 
-    #[test]
-    fn track_is_laid_out_by_sample_count() {
-        let t = tempfile::tempdir().unwrap();
-        let pcm = t.path().join("a.pcm");
-        // 1000 samples of 0x01 narration.
-        std::fs::write(&pcm, vec![1u8; 1000 * 4]).unwrap();
-        let segs = [
-            seg(15, Some((pcm.clone(), 1000))),
-            seg(3, None),
-            seg(1, Some((pcm, 1000))),
-        ];
-        let out = t.path().join("track.pcm");
-        write_track(&segs.iter().collect::<Vec<_>>(), &out).unwrap();
-        let data = std::fs::read(&out).unwrap();
+    #[tokio::test]
+    async fn track_is_laid_out_by_sample_count() {
+        let a = Some((PathBuf::from("a.flac"), 1000));
+        let segs = [seg(15, a.clone()), seg(3, None), seg(1, a)];
+        // The decoded audio: 1000 samples of 0x01, then 1000 of 0x02.
+        let audio = [vec![1u8; 1000 * 4], vec![2u8; 1000 * 4]].concat();
+        let mut data = Vec::new();
+        lay_out(&segs.iter().collect::<Vec<_>>(), &audio[..], &mut data)
+            .await
+            .unwrap();
         // 15 + 3 + 1 frames at 15 fps = 19 * 3200 samples.
         assert_eq!(data.len(), 19 * 3200 * 4);
         assert!(data[..4000].iter().all(|b| *b == 1));
         assert!(data[4000..48_000 * 4].iter().all(|b| *b == 0));
-        // Third segment starts exactly at frame 18 = sample 57600 and is cut
-        // at its end (1 frame = 3200 samples < 1000? no: 1000 fits).
+        // The third segment starts exactly at frame 18 = sample 57600.
         let s3 = 18 * 3200 * 4;
-        assert!(data[s3..s3 + 4000].iter().all(|b| *b == 1));
+        assert!(data[s3..s3 + 4000].iter().all(|b| *b == 2));
         assert!(data[s3 + 4000..].iter().all(|b| *b == 0));
+    }
+
+    #[tokio::test]
+    async fn audio_that_does_not_match_the_sample_counts_is_an_error() {
+        let segs = [seg(15, Some((PathBuf::from("a.flac"), 1000)))];
+        let segs: Vec<&Segment> = segs.iter().collect();
+        let short = vec![1u8; 999 * 4];
+        let e = lay_out(&segs, &short[..], &mut Vec::new()).await;
+        assert!(e.unwrap_err().to_string().contains("ended early"));
+        let long = vec![1u8; 1001 * 4];
+        let e = lay_out(&segs, &long[..], &mut Vec::new()).await;
+        assert!(e.unwrap_err().to_string().contains("longer"));
+        // A segment's audio past its last frame is read and dropped.
+        let segs = [seg(1, Some((PathBuf::from("a.flac"), 5000)))];
+        let mut data = Vec::new();
+        let audio = vec![3u8; 5000 * 4];
+        lay_out(&segs.iter().collect::<Vec<_>>(), &audio[..], &mut data)
+            .await
+            .unwrap();
+        assert_eq!(data, vec![3u8; 3200 * 4]);
     }
 
     #[test]

@@ -8,13 +8,33 @@
 //!   Manim log tail; the file's mtime is its last use (for LRU eviction);
 //! - `latest/<profile>/<scene>`: the key of each scene's last good render;
 //! - `failures/<key>.json`: the error of the last failed render of a key;
-//! - `locks/`: one lock file per scene and profile, held while rendering.
+//! - `locks/`: one lock file per scene and profile, held while rendering;
+//! - `mux/<key>/`: each scene's mux (see [`crate::mux`]);
+//! - `users.lock`: the lock that keeps `gc` away from builds (below).
 //!
 //! Every write goes to a temp file in the same folder, is synced and renamed
 //! into place, so a crash leaves the old entry or the new one. Every read
 //! checks the object against its hash (through the stat-keyed hash memo, so
 //! an untouched object is not re-read; any write to it is noticed), so a
 //! truncated or corrupt file is never served.
+//!
+//! **gc never removes what a build holds.** Every process that opens the
+//! store (a build, each build of `watch`, `status`) holds a shared `flock`
+//! on `users.lock` for as long as it has the store open; `gc` converts its
+//! own to an exclusive lock, so it runs only when no build is between its
+//! first lookup and its published video, and a build that starts meanwhile
+//! waits the few milliseconds gc takes. (Linux grants new shared locks while
+//! an exclusive one waits, so a waiting gc never holds a build up.) flock
+//! works across processes and is released by the kernel when a process dies,
+//! so a killed build never blocks gc; a time- or recency-based pin could not
+//! say whether a build that looked an entry up a moment ago still needs it.
+//!
+//! **Temp files of killed processes are removed.** Temp files and folders
+//! are locked while they are written ([`locked_tempfile`],
+//! [`locked_tempdir`]), so [`remove_abandoned`] can tell one a live process
+//! is writing (lock held) from one a `kill -9` left (lock free): builds sweep
+//! the cache when they start, the stitch sweeps the output folder, and `gc`
+//! sweeps everything.
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -85,6 +105,9 @@ pub trait Store: Send + Sync {
     /// marks it the latest render of its scene.
     fn put(&self, entry: Entry, video: &Path, extras: Extras<'_>) -> Result<Entry, Error>;
     fn latest(&self, scene: &SceneId, profile: &str) -> Result<Lookup, Error>;
+    /// The key of the scene's last good render in `profile`, whether or not
+    /// its entry is still in the cache (`cache gc` may have evicted it).
+    fn latest_key(&self, scene: &SceneId, profile: &str) -> Option<String>;
     /// Remembers (or, with `None`, clears) the failure of a key.
     fn record_failure(
         &self,
@@ -98,16 +121,19 @@ pub trait Store: Send + Sync {
 pub struct LocalStore {
     dir: PathBuf,
     hashes: Arc<HashCache>,
+    /// `users.lock`, held shared while the store is open (see the module
+    /// docs); `None` when it cannot be created (a read-only cache).
+    users: Option<std::fs::File>,
 }
 
-/// Writes `bytes` to `path` atomically: temp file in the same folder, fsync, rename.
+/// The file every process using the store holds a shared lock on.
+const USERS_LOCK: &str = "users.lock";
+
+/// Writes `bytes` to `path` atomically: temp file in the same folder, fsync,
+/// rename. The file gets the mode a newly created file gets (0666 & !umask).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
+    let mut tmp = locked_tempfile(dir, ".tmp-", "")?;
     tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
     tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
@@ -117,15 +143,233 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 /// Copies `from` to `to` atomically (temp file beside `to`, fsync, rename).
 pub fn copy_atomic(from: &Path, to: &Path) -> Result<(), Error> {
     let dir = to.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
-    std::fs::copy(from, tmp.path()).map_err(|e| Error::io(from, e))?;
+    let mut tmp = locked_tempfile(dir, ".tmp-", "")?;
+    let mut src = std::fs::File::open(from).map_err(|e| Error::io(from, e))?;
+    std::io::copy(&mut src, tmp.as_file_mut()).map_err(|e| Error::io(to, e))?;
     tmp.as_file().sync_all().map_err(|e| Error::io(to, e))?;
     tmp.persist(to).map_err(|e| Error::io(to, e.error))?;
     Ok(())
+}
+
+/// The mode `File::create` asks for; the kernel applies the umask.
+fn normal_file_mode() -> std::fs::Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::Permissions::from_mode(0o666)
+}
+
+/// A temp file `<prefix>XXXXXX<suffix>` in `dir` (created if need be),
+/// with the mode a normal file gets (0666 & !umask, not tempfile's 0600) and
+/// an exclusive lock held while it lives, so [`remove_abandoned`] never takes
+/// it for one a killed process left. Removed when dropped unless persisted.
+pub fn locked_tempfile(
+    dir: &Path,
+    prefix: &str,
+    suffix: &str,
+) -> Result<tempfile::NamedTempFile, Error> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(prefix)
+        .suffix(suffix)
+        .permissions(normal_file_mode())
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))?;
+    tmp.as_file().lock().map_err(|e| Error::io(tmp.path(), e))?;
+    Ok(tmp)
+}
+
+/// A temp folder with a locked `.lock` file in it (see [`locked_tempfile`]).
+pub struct LockedTempDir {
+    dir: tempfile::TempDir,
+    lock: std::fs::File,
+}
+
+/// The name of the lock file inside a [`LockedTempDir`].
+pub const DIR_LOCK: &str = ".lock";
+
+impl LockedTempDir {
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Keeps the folder; the lock stays held until the returned file is dropped.
+    pub fn keep(self) -> (PathBuf, std::fs::File) {
+        (self.dir.keep(), self.lock)
+    }
+}
+
+/// A temp folder `<prefix>XXXXXX` in `parent`, locked while it lives.
+pub fn locked_tempdir(parent: &Path, prefix: &str) -> Result<LockedTempDir, Error> {
+    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(parent)
+        .map_err(|e| Error::io(parent, e))?;
+    let path = dir.path().join(DIR_LOCK);
+    let lock = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+    lock.lock().map_err(|e| Error::io(&path, e))?;
+    Ok(LockedTempDir { dir, lock })
+}
+
+/// A temp file or folder whose lock is free (or that has none) is taken for
+/// abandoned only when it is older than this, if it is empty or lockless:
+/// one created a moment ago may not be locked yet.
+const UNLOCKED_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// What a sweep removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    pub removed: usize,
+    pub bytes: u64,
+}
+
+impl std::ops::AddAssign for Swept {
+    fn add_assign(&mut self, o: Swept) {
+        self.removed += o.removed;
+        self.bytes += o.bytes;
+    }
+}
+
+fn older_than(meta: &std::fs::Metadata, age: std::time::Duration) -> bool {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|a| a > age)
+}
+
+/// Removes the temp files and folders in `dir` (not below) whose names
+/// `is_temp` accepts and that no live process is writing: a file whose lock
+/// is free and that has content (or is older than an hour), a folder whose
+/// `.lock` is free (or that has none and is older than an hour). Symbolic
+/// links are never followed or removed.
+pub fn remove_abandoned(dir: &Path, is_temp: impl Fn(&str) -> bool) -> Swept {
+    let mut swept = Swept::default();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return swept;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        if !is_temp(name) {
+            continue;
+        }
+        let path = e.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            let abandoned = match std::fs::File::open(path.join(DIR_LOCK)) {
+                Ok(f) => f.try_lock().is_ok(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    older_than(&meta, UNLOCKED_GRACE)
+                }
+                Err(_) => false,
+            };
+            if abandoned {
+                let size = dir_size(&path);
+                if std::fs::remove_dir_all(&path).is_ok() {
+                    swept += Swept {
+                        removed: 1,
+                        bytes: size,
+                    };
+                }
+            }
+        } else if meta.is_file() {
+            // Held open (and locked) while we decide and remove it.
+            let Ok(f) = std::fs::File::open(&path) else {
+                continue;
+            };
+            if f.try_lock().is_err() {
+                continue;
+            }
+            if (meta.len() > 0 || older_than(&meta, UNLOCKED_GRACE))
+                && std::fs::remove_file(&path).is_ok()
+            {
+                swept += Swept {
+                    removed: 1,
+                    bytes: meta.len(),
+                };
+            }
+        }
+    }
+    swept
+}
+
+/// Whether a name is one of [`write_atomic`]'s or the mux's temp names.
+pub fn is_tmp_name(name: &str) -> bool {
+    name.starts_with(".tmp-")
+}
+
+/// Bytes of the files below `dir` (symbolic links not followed).
+pub fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(t) if t.is_file() => total += e.metadata().map(|m| m.len()).unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    total
+}
+
+/// The newest mtime of anything in `dir` (the folder's own included).
+fn newest_mtime(dir: &Path) -> std::time::SystemTime {
+    let mtime = |p: &Path| {
+        std::fs::symlink_metadata(p)
+            .and_then(|m| m.modified())
+            .unwrap_or(std::time::UNIX_EPOCH)
+    };
+    let mut newest = mtime(dir);
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            newest = newest.max(mtime(&p));
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(p);
+            }
+        }
+    }
+    newest
+}
+
+/// Sweeps the temp files a killed process left in a store folder: `.tmp-`
+/// files and folders in it and in its subfolders (objects, entries,
+/// failures, the mux cache) and in `latest/<profile>/`.
+pub fn remove_abandoned_temps(cache: &Path) -> Swept {
+    let mut swept = remove_abandoned(cache, is_tmp_name);
+    let Ok(rd) = std::fs::read_dir(cache) else {
+        return swept;
+    };
+    for e in rd.flatten() {
+        if !e.file_type().is_ok_and(|t| t.is_dir()) || is_tmp_name(&e.file_name().to_string_lossy())
+        {
+            continue;
+        }
+        let sub = e.path();
+        swept += remove_abandoned(&sub, is_tmp_name);
+        if e.file_name() == "latest"
+            && let Ok(profiles) = std::fs::read_dir(&sub)
+        {
+            for p in profiles.flatten() {
+                if p.file_type().is_ok_and(|t| t.is_dir()) {
+                    swept += remove_abandoned(&p.path(), is_tmp_name);
+                }
+            }
+        }
+    }
+    swept
 }
 
 fn short_hash(text: &str) -> String {
@@ -136,8 +380,20 @@ fn short_hash(text: &str) -> String {
 pub struct FileLock(#[allow(dead_code)] std::fs::File);
 
 impl LocalStore {
+    /// Opens the store and holds its shared lock until dropped (waiting, if
+    /// a `gc` is running, until it is done).
     pub fn open(dir: PathBuf, hashes: Arc<HashCache>) -> LocalStore {
-        LocalStore { dir, hashes }
+        let users = std::fs::create_dir_all(&dir)
+            .and_then(|_| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(dir.join(USERS_LOCK))
+            })
+            .ok()
+            .filter(|f| f.lock_shared().is_ok());
+        LocalStore { dir, hashes, users }
     }
 
     pub fn dir(&self) -> &Path {
@@ -307,44 +563,174 @@ impl LocalStore {
         Ok(out)
     }
 
-    /// Removes least recently used entries until the objects fit in
-    /// `max_bytes`, then objects no entry refers to. Returns (entries removed,
-    /// bytes freed).
-    pub fn gc(&self, max_bytes: u64) -> Result<(usize, u64), Error> {
-        let mut usage = self.usage()?;
-        usage.sort_by_key(|u| u.used);
-        let mut total = Usage::total(&usage);
-        let mut removed = 0;
-        let mut kept: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    /// Takes the store for `gc`: turns this process's shared lock into an
+    /// exclusive one, so no build or watch is using the cache while gc runs.
+    /// Calls `waiting` once if it has to wait for them to finish.
+    fn lock_exclusive(&self, waiting: impl FnOnce()) -> Result<(), Error> {
+        let path = self.dir.join(USERS_LOCK);
+        let Some(f) = &self.users else {
+            return Err(Error::Other(format!(
+                "cannot lock the cache ({}), so gc cannot tell whether a build is using it",
+                path.display()
+            )));
+        };
+        match f.try_lock() {
+            Ok(()) => Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                waiting();
+                f.lock().map_err(|e| Error::io(&path, e))
+            }
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+        }
+    }
+
+    /// Trims everything parender keeps for reuse until it fits in
+    /// `max_bytes`: the renders (entries and their objects), the mux cache
+    /// and, with `state` (the folder holding this store), the placeholder
+    /// cards and Manim's media folders. Least recently used first, across all
+    /// of them; then objects no entry refers to. Before that, removes the
+    /// temp files and scratch folders killed processes left. Waits (calling
+    /// `waiting` first) until no build or watch uses the store.
+    pub fn gc(
+        &self,
+        max_bytes: u64,
+        state: Option<&Path>,
+        waiting: impl FnOnce(),
+    ) -> Result<GcReport, Error> {
+        self.lock_exclusive(waiting)?;
+        let mut report = GcReport::default();
+        // Left by killed processes: nothing is writing now (exclusive lock).
+        let mut swept = remove_abandoned_temps(&self.dir);
+        if let Some(state) = state {
+            swept += remove_abandoned(&state.join("placeholders"), is_tmp_name);
+            swept += remove_abandoned(&state.join("tmp"), |n| n.starts_with("build-"));
+        }
+        report.temps = swept.removed;
+        report.freed = swept.bytes;
+
+        // Everything evictable, with its size and last use.
+        let usage = self.usage()?;
+        let mut refs: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
         for u in &usage {
-            let shared = usage
-                .iter()
-                .filter(|o| o.video_hash == u.video_hash)
-                .count()
-                > 1;
-            if total > max_bytes {
-                let _ = std::fs::remove_file(self.entry_path(&u.key));
-                removed += 1;
-                if !shared {
-                    total = total.saturating_sub(u.size);
-                }
-            } else {
-                kept.extend(u.objects.iter().map(String::as_str));
+            for o in &u.objects {
+                *refs.entry(o.as_str()).or_default() += 1;
             }
         }
-        // Objects that no remaining entry names.
-        let mut freed = 0;
-        let objects = self.dir.join("objects");
-        if let Ok(rd) = std::fs::read_dir(&objects) {
+        let object_size = |o: &str| {
+            std::fs::metadata(self.dir.join("objects").join(o))
+                .map(|m| m.len())
+                .unwrap_or(0)
+        };
+        let mut total: u64 = refs.keys().map(|o| object_size(o)).sum();
+        let mut items: Vec<(std::time::SystemTime, Evictable)> = usage
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.used, Evictable::Entry(i)))
+            .collect();
+        let mut others = Vec::new();
+        // Muxes: last used when their meta.json was (touched on every hit).
+        for dir in subfolders(&self.dir.join("mux")) {
+            let used = std::fs::metadata(dir.join("meta.json"))
+                .or_else(|_| std::fs::metadata(&dir))
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::UNIX_EPOCH);
+            others.push((used, Kind::Mux, dir));
+        }
+        if let Some(state) = state {
+            if let Ok(rd) = std::fs::read_dir(state.join("placeholders")) {
+                for e in rd.flatten() {
+                    let name = e.file_name();
+                    if e.file_type().is_ok_and(|t| t.is_file())
+                        && !is_tmp_name(&name.to_string_lossy())
+                    {
+                        let used = e
+                            .metadata()
+                            .and_then(|m| m.modified())
+                            .unwrap_or(std::time::UNIX_EPOCH);
+                        others.push((used, Kind::Card, e.path()));
+                    }
+                }
+            }
+            // Manim's media folders: media/<profile>/<scene>/.
+            for profile in subfolders(&state.join("media")) {
+                for scene in subfolders(&profile) {
+                    others.push((newest_mtime(&scene), Kind::Media, scene));
+                }
+            }
+        }
+        let mut sizes = Vec::new();
+        for (used, kind, path) in others {
+            let size = match kind {
+                Kind::Card => std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+                _ => dir_size(&path),
+            };
+            total += size;
+            items.push((used, Evictable::Other(sizes.len())));
+            sizes.push((kind, path, size));
+        }
+        items.sort_by_key(|(used, _)| *used);
+
+        let mut removed_entries = std::collections::HashSet::new();
+        for (_, item) in &items {
+            if total <= max_bytes {
+                break;
+            }
+            match item {
+                Evictable::Entry(i) => {
+                    let u = &usage[*i];
+                    if std::fs::remove_file(self.entry_path(&u.key)).is_err() {
+                        continue;
+                    }
+                    removed_entries.insert(*i);
+                    report.entries += 1;
+                    for o in &u.objects {
+                        if let Some(n) = refs.get_mut(o.as_str()) {
+                            *n -= 1;
+                            if *n == 0 {
+                                total = total.saturating_sub(object_size(o));
+                            }
+                        }
+                    }
+                }
+                Evictable::Other(j) => {
+                    let (kind, path, size) = &sizes[*j];
+                    let gone = match kind {
+                        Kind::Card => std::fs::remove_file(path),
+                        _ => std::fs::remove_dir_all(path),
+                    };
+                    if gone.is_err() {
+                        continue;
+                    }
+                    total = total.saturating_sub(*size);
+                    report.freed += size;
+                    match kind {
+                        Kind::Mux => report.muxes += 1,
+                        Kind::Card => report.cards += 1,
+                        Kind::Media => report.media += 1,
+                    }
+                }
+            }
+        }
+        // Objects that no remaining entry names (temp files were swept above).
+        let kept: std::collections::HashSet<&str> = usage
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !removed_entries.contains(i))
+            .flat_map(|(_, u)| u.objects.iter().map(String::as_str))
+            .collect();
+        if let Ok(rd) = std::fs::read_dir(self.dir.join("objects")) {
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                if !kept.contains(name.as_str()) {
-                    freed += e.metadata().map(|m| m.len()).unwrap_or(0);
-                    let _ = std::fs::remove_file(e.path());
+                if !kept.contains(name.as_str()) && !is_tmp_name(&name) {
+                    let size = e.metadata().map(|m| m.len()).unwrap_or(0);
+                    if std::fs::remove_file(e.path()).is_ok() {
+                        report.freed += size;
+                    }
                 }
             }
         }
-        Ok((removed, freed))
+        report.left = total;
+        Ok(report)
     }
 
     /// Fills in where an entry's objects are.
@@ -356,6 +742,50 @@ impl LocalStore {
             .as_ref()
             .map(|h| self.object_path(h, KINDS[2]));
     }
+}
+
+/// What `gc` removed and what is left.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GcReport {
+    /// Render entries evicted (their objects go once no entry names them).
+    pub entries: usize,
+    /// Muxes (held frames and segment audio) evicted.
+    pub muxes: usize,
+    /// Placeholder cards evicted.
+    pub cards: usize,
+    /// Manim media folders evicted.
+    pub media: usize,
+    /// Temp files and scratch folders of killed processes removed.
+    pub temps: usize,
+    /// Bytes freed, all of these together.
+    pub freed: u64,
+    /// Bytes the trimmed folders hold now.
+    pub left: u64,
+}
+
+/// What gc can evict besides entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Mux,
+    Card,
+    Media,
+}
+
+enum Evictable {
+    Entry(usize),
+    Other(usize),
+}
+
+/// The folders in `dir`, temp folders left out.
+fn subfolders(dir: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter(|e| !is_tmp_name(&e.file_name().to_string_lossy()))
+        .map(|e| e.path())
+        .collect()
 }
 
 /// One cache entry's share of the store.
@@ -411,6 +841,12 @@ impl Store for LocalStore {
         let _ = std::fs::remove_file(self.failure_path(&entry.key));
         self.fill_paths(&mut entry);
         Ok(entry)
+    }
+
+    fn latest_key(&self, scene: &SceneId, profile: &str) -> Option<String> {
+        let key = std::fs::read_to_string(self.latest_path(scene, profile)).ok()?;
+        let key = key.trim();
+        (!key.is_empty()).then(|| key.to_string())
     }
 
     fn latest(&self, scene: &SceneId, profile: &str) -> Result<Lookup, Error> {
@@ -562,10 +998,123 @@ mod tests {
         }
         // "old" was used last: it survives, "mid" goes first.
         store.get("old").unwrap();
-        let (removed, freed) = store.gc(250).unwrap();
-        assert_eq!((removed, freed), (1, 100));
+        let r = store.gc(250, None, || {}).unwrap();
+        assert_eq!((r.entries, r.freed), (1, 100));
         assert!(matches!(store.get("mid").unwrap(), Lookup::Miss));
         assert!(matches!(store.get("old").unwrap(), Lookup::Hit(_)));
         assert!(matches!(store.get("new").unwrap(), Lookup::Hit(_)));
+    }
+    #[test]
+    fn gc_waits_for_the_builds_using_the_store() {
+        let t = tempfile::tempdir().unwrap();
+        let build = store(t.path());
+        let v = t.path().join("v.mp4");
+        std::fs::write(&v, b"video").unwrap();
+        build.put(entry("k"), &v, Extras::default()).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let gc = {
+            let dir = t.path().to_path_buf();
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let r = store(&dir).gc(0, None, || tx.send("waiting").unwrap());
+                tx.send("done").unwrap();
+                r.unwrap()
+            })
+        };
+        assert_eq!(rx.recv().unwrap(), "waiting");
+        // The build still has its entry, however long it runs.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(matches!(build.get("k").unwrap(), Lookup::Hit(_)));
+        assert!(rx.try_recv().is_err(), "gc ran during a build");
+        drop(build);
+        assert_eq!(rx.recv().unwrap(), "done");
+        assert_eq!(gc.join().unwrap().entries, 1);
+        assert!(matches!(store(t.path()).get("k").unwrap(), Lookup::Miss));
+    }
+
+    #[test]
+    fn gc_trims_muxes_cards_and_media_folders_too() {
+        let t = tempfile::tempdir().unwrap();
+        let state = t.path();
+        let store = store(state);
+        let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1000);
+        let age = |p: &Path| {
+            std::fs::File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(old)
+                .unwrap()
+        };
+        // An old mux (100 B) and a recent one (100 B).
+        for (key, is_old) in [("m-old", true), ("m-new", false)] {
+            let d = state.join("cache/mux").join(key);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("audio.flac"), [0u8; 90]).unwrap();
+            std::fs::write(d.join("meta.json"), [0u8; 10]).unwrap();
+            if is_old {
+                age(&d.join("meta.json"));
+            }
+        }
+        let card = state.join("placeholders/c.mp4");
+        std::fs::create_dir_all(card.parent().unwrap()).unwrap();
+        std::fs::write(&card, [0u8; 50]).unwrap();
+        age(&card);
+        let media = state.join("media/dev/0123456789abcdef");
+        std::fs::create_dir_all(&media).unwrap();
+        std::fs::write(media.join("partial.mp4"), [0u8; 1000]).unwrap();
+        for p in [media.join("partial.mp4"), media.clone()] {
+            std::fs::File::open(&p).unwrap().set_modified(old).unwrap();
+        }
+        // Everything but the recent mux must go to fit in 100 bytes.
+        let r = store.gc(100, Some(state), || {}).unwrap();
+        assert_eq!((r.muxes, r.cards, r.media), (1, 1, 1), "{r:?}");
+        assert_eq!((r.freed, r.left), (1150, 100));
+        assert!(state.join("cache/mux/m-new/audio.flac").exists());
+        assert!(!state.join("cache/mux/m-old").exists());
+        assert!(!card.exists() && !media.exists());
+    }
+
+    #[test]
+    fn only_temp_files_no_live_process_holds_are_removed() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        // Locked while written: kept, however old.
+        let mut live = locked_tempfile(d, ".tmp-", "").unwrap();
+        live.write_all(b"being written").unwrap();
+        let live_dir = locked_tempdir(d, ".tmp-").unwrap();
+        // A killed writer's: lock free, with content.
+        let dead = d.join(".tmp-dead");
+        std::fs::write(&dead, b"half").unwrap();
+        let dead_dir = d.join(".tmp-deaddir");
+        std::fs::create_dir(&dead_dir).unwrap();
+        std::fs::write(dead_dir.join(DIR_LOCK), b"").unwrap();
+        std::fs::write(dead_dir.join("hold.mp4"), [0u8; 10]).unwrap();
+        // Just created, not locked yet: empty and young, kept.
+        let young = d.join(".tmp-young");
+        std::fs::write(&young, b"").unwrap();
+        let young_dir = d.join(".tmp-youngdir");
+        std::fs::create_dir(&young_dir).unwrap();
+        // Not a temp name: never touched.
+        std::fs::write(d.join("mine.txt"), b"x").unwrap();
+        let swept = remove_abandoned(d, is_tmp_name);
+        assert_eq!(
+            swept,
+            Swept {
+                removed: 2,
+                bytes: 14
+            }
+        );
+        assert!(live.path().exists() && live_dir.path().exists());
+        assert!(!dead.exists() && !dead_dir.exists());
+        assert!(young.exists() && young_dir.exists());
+        assert!(d.join("mine.txt").exists());
+        // Files it writes have the mode a new file gets, not 0600.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(live.path()).unwrap().permissions().mode() & 0o777;
+        let probe = d.join("probe");
+        std::fs::File::create(&probe).unwrap();
+        let want = std::fs::metadata(&probe).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, want);
     }
 }
