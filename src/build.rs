@@ -105,7 +105,8 @@ pub async fn prepare(
 ) -> Result<Prepared, Error> {
     let settings = BuildSettings::resolve(&project.config, overrides);
     let state = project.state_dir();
-    let versions = crate::toolchain::versions(python, &state.join("toolchain.json")).await?;
+    let versions =
+        crate::toolchain::versions(python, &state.join("toolchain.json"), cancel).await?;
     let hashes = Arc::new(HashCache::load(state.join("hashes.json")));
     let fingerprinter = Arc::new(Fingerprinter::new(
         project,
@@ -174,6 +175,18 @@ pub fn why_stale(p: &Prepared, i: usize, corrupt: Option<&str>) -> Vec<String> {
                 Ok(Lookup::Hit(e)) => e.inputs,
                 _ => None,
             });
+    if prev.is_none()
+        && let Some(last) = [profile, "dev", "release"]
+            .iter()
+            .find_map(|prof| p.store.latest_key(&scene.id, prof))
+    {
+        return vec![if last == p.keys[i] {
+            "evicted from the cache (`cache gc`); its inputs did not change".into()
+        } else {
+            "its last render was evicted from the cache (`cache gc`), so what changed is unknown"
+                .into()
+        }];
+    }
     let why = explain(prev.as_ref(), &p.inputs[i]);
     if why.is_empty() {
         // Same inputs as the last render, but that is not in the cache
@@ -428,30 +441,182 @@ impl RenderTask {
     }
 }
 
-/// Removes scratch folders of builds that were killed (their lock is free).
+/// Removes what killed builds left: scratch folders in `tmp_root` (their
+/// `.lock` is free) and temp files and folders in the cache beside it
+/// (objects, entries, the mux cache) whose lock is free; see
+/// [`crate::store::remove_abandoned`].
 fn remove_abandoned_scratch(tmp_root: &Path) {
-    let Ok(rd) = std::fs::read_dir(tmp_root) else {
-        return;
+    crate::store::remove_abandoned(tmp_root, |n| n.starts_with("build-"));
+    if let Some(state) = tmp_root.parent() {
+        crate::store::remove_abandoned_temps(&state.join("cache"));
+    }
+}
+
+/// A write refused by the file system itself (read-only, no permission).
+fn cannot_write(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    // tempfile wraps its errors (no OS code), so look at the kind too.
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EROFS | libc::EACCES | libc::EPERM)
+    ) || matches!(
+        e.kind(),
+        ErrorKind::ReadOnlyFilesystem | ErrorKind::PermissionDenied
+    )
+}
+
+/// What an existing file is, when it is not a regular file.
+fn not_a_regular_file(ft: std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_file() {
+        None
+    } else if ft.is_dir() {
+        Some("a folder")
+    } else if ft.is_char_device() {
+        Some("a character device")
+    } else if ft.is_block_device() {
+        Some("a block device")
+    } else if ft.is_fifo() {
+        Some("a named pipe (FIFO)")
+    } else if ft.is_socket() {
+        Some("a socket")
+    } else {
+        Some("not a regular file")
+    }
+}
+
+/// Every file this project reads, named for a message: the manifest and
+/// `manim.cfg`, every scene file, each scene's modules and assets (its
+/// fingerprint's files), its narration, and what is in the audio folder.
+fn project_inputs(project: &Project, p: &Prepared) -> Vec<(PathBuf, String)> {
+    let root = &project.root;
+    let mut out = vec![
+        (
+            project.manifest.clone(),
+            "the project's parender.toml".to_string(),
+        ),
+        (
+            root.join("manim.cfg"),
+            "the project's manim.cfg".to_string(),
+        ),
+    ];
+    for s in &p.discovery.scenes {
+        out.push((root.join(&s.file), format!("the scene file of {}", s.id)));
+        if let Some(a) = &s.audio {
+            out.push((
+                root.join(a),
+                format!("{}, the narration of {}", a.display(), s.id),
+            ));
+        }
+    }
+    for b in &p.discovery.broken {
+        out.push((root.join(&b.file), format!("the scene file {}", b.file)));
+    }
+    for (s, inputs) in p.discovery.scenes.iter().zip(&p.inputs) {
+        for f in inputs.files.keys() {
+            let path = match f.strip_prefix("~/") {
+                Some(rest) => match std::env::var_os("HOME") {
+                    Some(home) => PathBuf::from(home).join(rest),
+                    None => continue,
+                },
+                None => root.join(f),
+            };
+            out.push((path, format!("{f}, an input of {}", s.id)));
+        }
+    }
+    let _ = discover::walk(&project.audio_dir(), &mut |f| {
+        out.push((
+            f.to_path_buf(),
+            format!("{}, a file in the audio folder", project.relative(f)),
+        ));
+    });
+    let _ = discover::walk(&project.scenes_dir(), &mut |f| {
+        out.push((
+            f.to_path_buf(),
+            format!("{}, a file in the scene folder", project.relative(f)),
+        ));
+    });
+    out
+}
+
+/// Refuses an output that publishing would destroy or cannot replace. The
+/// video is renamed over the output, so it must be a regular file or a new
+/// path: never a device, FIFO, socket or folder (or a link to one), nor a
+/// file the project reads, nor a file in parender's own cache folder.
+pub fn check_output(project: &Project, p: &Prepared, output: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::MetadataExt;
+    let shown = project.relative(output);
+    let refuse = |what: String| {
+        Error::Usage {
+        message: format!("cannot write the video to {shown}: {what}"),
+        help: Some(
+            "name a new file or an earlier video, e.g. `-o talk.mp4` (the video replaces the file there)"
+                .into(),
+        ),
+    }
     };
-    for e in rd.flatten() {
-        let dir = e.path();
-        if !e.file_name().to_string_lossy().starts_with("build-") {
-            continue;
+    let meta = match std::fs::metadata(output) {
+        Ok(m) => m,
+        // A new path (or a link to one: the rename replaces the link).
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return check_outside_state(project, output, &refuse);
         }
-        let abandoned = match std::fs::File::open(dir.join(".lock")) {
-            Ok(f) => f.try_lock().is_ok(),
-            // No lock file yet: a build that died at once, or one starting
-            // right now; only old ones are taken for abandoned.
-            Err(_) => e
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age > std::time::Duration::from_secs(3600)),
-        };
-        if abandoned {
-            let _ = std::fs::remove_dir_all(&dir);
+        Err(e) => return Err(refuse(e.to_string())),
+    };
+    let link = std::fs::symlink_metadata(output).is_ok_and(|m| m.file_type().is_symlink());
+    if let Some(what) = not_a_regular_file(meta.file_type()) {
+        return Err(refuse(if link {
+            format!("it is a symbolic link to {what}")
+        } else {
+            format!("it is {what}")
+        }));
+    }
+    let id = (meta.dev(), meta.ino());
+    for (path, what) in project_inputs(project, p) {
+        if let Ok(m) = std::fs::metadata(&path)
+            && (m.dev(), m.ino()) == id
+        {
+            return Err(refuse(format!(
+                "it is {what}, which the video would replace"
+            )));
         }
+    }
+    check_outside_state(project, output, &refuse)
+}
+
+/// Refuses an output inside parender's cache folder.
+fn check_outside_state(
+    project: &Project,
+    output: &Path,
+    refuse: &dyn Fn(String) -> Error,
+) -> Result<(), Error> {
+    let Ok(state) = std::fs::canonicalize(project.state_dir()) else {
+        return Ok(());
+    };
+    // The nearest folder of the output that exists, resolved.
+    let mut dir = output.parent();
+    while let Some(d) = dir {
+        if let Ok(d) = std::fs::canonicalize(d) {
+            if d.starts_with(&state) {
+                return Err(refuse(format!(
+                    "it is inside parender's cache folder {}",
+                    state.display()
+                )));
+            }
+            break;
+        }
+        dir = d.parent();
+    }
+    Ok(())
+}
+
+/// `5 scenes`, or `2 of 5 scenes` in a `SCENE...` build.
+fn count_scenes(built: usize, all: usize) -> String {
+    let plural = if all == 1 { "" } else { "s" };
+    if built == all {
+        format!("{all} scene{plural}")
+    } else {
+        format!("{built} of {all} scene{plural}")
     }
 }
 
@@ -504,16 +669,44 @@ pub async fn build(
         0
     };
 
+    let output = output_path(project, settings, opts.output.as_deref());
+    check_output(project, &p, &output)?;
+
     let state = project.state_dir();
     let tmp_root = state.join("tmp");
-    std::fs::create_dir_all(&tmp_root).map_err(|e| Error::io(&tmp_root, e))?;
+    // A read-only project (or cache folder) can still run a build that has
+    // nothing to render: its scratch folder goes to the system's temp folder.
+    let mut read_only = None;
+    match std::fs::create_dir_all(&tmp_root) {
+        Ok(()) => {}
+        Err(e) if cannot_write(&e) => read_only = Some(e),
+        Err(e) => return Err(Error::io(&tmp_root, e)),
+    }
+    if read_only.is_none() {
+        remove_abandoned_scratch(&tmp_root);
+    }
     // Everything temporary lives here and is removed when this is dropped:
     // on success, on error and on Ctrl-C alike.
-    remove_abandoned_scratch(&tmp_root);
-    let scratch = tempfile::Builder::new()
-        .prefix("build-")
-        .tempdir_in(&tmp_root)
-        .map_err(|e| Error::io(&tmp_root, e))?;
+    let scratch = match read_only {
+        None => match tempfile::Builder::new()
+            .prefix("build-")
+            .tempdir_in(&tmp_root)
+        {
+            Ok(d) => d,
+            Err(e) if cannot_write(&e) => {
+                read_only = Some(e);
+                tempfile::Builder::new()
+                    .prefix("parender-build-")
+                    .tempdir()
+                    .map_err(|e| Error::io(&std::env::temp_dir(), e))?
+            }
+            Err(e) => return Err(Error::io(&tmp_root, e)),
+        },
+        Some(_) => tempfile::Builder::new()
+            .prefix("parender-build-")
+            .tempdir()
+            .map_err(|e| Error::io(&std::env::temp_dir(), e))?,
+    };
     // Held while this build runs: a later build removes scratch folders
     // whose lock is free (left by a build that was killed).
     let _scratch_lock = {
@@ -536,6 +729,10 @@ pub async fn build(
     }
 
     let n_selected = selected.iter().filter(|s| **s).count();
+    // Counted the same way in the header, the JSON and the summary: a file
+    // Python cannot load counts once per class in it.
+    let n_all = scenes.len() + broken_scenes;
+    let n_built = n_selected + broken_scenes;
     let r = &settings.render;
     reporter.emit(&Message::BuildStarted {
         project: project.root.display().to_string(),
@@ -545,20 +742,19 @@ pub async fn build(
         height: r.height,
         fps: r.fps,
         jobs: settings.jobs,
-        scenes: scenes.len() + broken_scenes,
-        selected: n_selected + broken_scenes,
+        scenes: n_all,
+        selected: n_built,
     });
     reporter.status(
         "Building",
         &format!(
-            "{} [{} {}x{} @{} fps] {} scene{}, {} job{} (manim {}, python {})",
+            "{} [{} {}x{} @{} fps] {}, {} job{} (manim {}, python {})",
             settings.profile.name(),
             r.quality,
             r.width,
             r.height,
             r.fps,
-            scenes.len(),
-            if scenes.len() == 1 { "" } else { "s" },
+            count_scenes(n_built, n_all),
             settings.jobs,
             if settings.jobs == 1 { "" } else { "s" },
             versions.manim,
@@ -607,7 +803,9 @@ pub async fn build(
                 seconds: 0.0,
                 error: None,
                 detail: None,
-                why: &["reused: no input changed".to_string()],
+                why: &std::iter::once("reused: no input changed".to_string())
+                    .chain(p.inputs[s.index].notes.iter().cloned())
+                    .collect::<Vec<_>>(),
             });
             cached += 1;
         }
@@ -620,6 +818,18 @@ pub async fn build(
             _ => None,
         })
         .collect();
+    if let Some(e) = &read_only
+        && !to_render.is_empty()
+    {
+        return Err(Error::Fs {
+            message: format!(
+                "cannot render {}: parender's cache folder {} is not writable ({e})",
+                count_scenes(to_render.len(), to_render.len()),
+                state.display()
+            ),
+            help: "set PARENDER_CACHE_DIR to a writable folder (for example `PARENDER_CACHE_DIR=/tmp/my-talk-cache parender build`), or make the project writable".into(),
+        });
+    }
     reporter.start_progress(to_render.len());
     let semaphore = Arc::new(Semaphore::new(settings.jobs));
     let mut tasks = tokio::task::JoinSet::new();
@@ -757,9 +967,8 @@ pub async fn build(
         }
     }
 
-    let total = scenes.len() + broken_scenes;
+    let total = n_built;
     let ok = rendered + cached;
-    let output = output_path(project, settings, opts.output.as_deref());
     let mut written = None;
     let mut published = None;
     let available: Vec<(&crate::scene::Scene, Entry)> = entries
@@ -784,7 +993,7 @@ pub async fn build(
             jobs: settings.jobs,
             root: &project.root,
         };
-        let done = publish::publish(&job, &available, reporter).await;
+        let done = publish::publish(&job, &available, reporter, cancel).await;
         if cancel.is_cancelled() {
             return Err(Error::Interrupted);
         }
@@ -840,7 +1049,7 @@ pub async fn build(
                 .map(|(_, _, n, e)| format!("{n} failed ({})", e.summary()))
                 .collect::<Vec<_>>()
                 .join("; ");
-            eprintln!("{ok}/{total} scenes rendered; {list}");
+            reporter.err(&format!("{ok}/{total} scenes rendered; {list}"));
         }
     }
     Ok(BuildOutcome {

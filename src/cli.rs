@@ -76,7 +76,7 @@ pub struct ProfileArgs {
     #[arg(long, short = 'q', value_name = "Q", value_parser = parse_quality)]
     pub quality: Option<Quality>,
     /// Renders at once (default: profile's `jobs`, else the number of CPUs)
-    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u32).range(1..=crate::config::MAX_JOBS as i64))]
     pub jobs: Option<u32>,
 }
 
@@ -194,7 +194,8 @@ pub fn main() -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            Reporter::new(MessageFormat::Human)
+                .err(&format!("error: cannot start the async runtime: {e}"));
             return ExitCode::from(3);
         }
     };
@@ -366,11 +367,11 @@ async fn list_scenes(args: &ScenesArgs, reporter: &Reporter) -> Result<(), Error
                 title: s.title().to_string(),
             };
             if let Ok(line) = serde_json::to_string(&l) {
-                println!("{line}");
+                reporter.out(&line);
             }
         } else {
             let audio = crate::build::describe_audio(s.audio.as_deref(), sound);
-            println!("{}  {audio}", s.id);
+            reporter.out(&format!("{}  {audio}", s.id));
         }
     }
     p.hashes.save();

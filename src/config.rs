@@ -18,7 +18,9 @@ pub const MANIFEST: &str = "parender.toml";
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Name of the final video (default: the project folder's name).
+    /// Name of the final video (default: the project folder's name): a
+    /// file name, so it cannot lead out of the output folder.
+    #[serde(default, deserialize_with = "de_name")]
     pub name: Option<String>,
     /// Folder with the scene files (default `scenes`).
     pub scenes: Option<String>,
@@ -30,10 +32,12 @@ pub struct Config {
     /// Explicit scene order: entries `file.py`, `file.py:Class` or `Class`.
     pub order: Option<Vec<String>>,
     /// Seconds between scenes, holding the previous scene's last frame.
+    #[serde(default, deserialize_with = "de_gap")]
     pub gap: Option<Seconds>,
     /// Parallel renders (default: number of CPUs).
     pub jobs: Option<Jobs>,
     /// Per-scene render timeout (default 10 minutes).
+    #[serde(default, deserialize_with = "de_timeout")]
     pub timeout: Option<Seconds>,
     /// Python interpreter that has Manim installed.
     pub python: Option<String>,
@@ -63,6 +67,7 @@ pub struct WatchConfig {
     #[serde(default)]
     pub ignore: Vec<String>,
     /// Quiet period after the last change before rebuilding (default 100ms).
+    #[serde(default, deserialize_with = "de_debounce")]
     pub debounce: Option<Seconds>,
 }
 
@@ -127,6 +132,7 @@ pub struct SceneOverride {
     /// Audio file (relative to the project root) instead of the paired one;
     /// `false` means none.
     pub audio: Option<AudioOverride>,
+    #[serde(default, deserialize_with = "de_timeout")]
     pub timeout: Option<Seconds>,
     /// The scene's chapter title (default: its class name).
     pub title: Option<String>,
@@ -178,13 +184,21 @@ impl<'de> Deserialize<'de> for Seconds {
                 self.visit_f64(v as f64)
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Seconds, E> {
-                if v.is_finite() && v >= 0.0 {
-                    Ok(Seconds(Duration::from_secs_f64(v)))
+                let shown = if v.abs() >= 1e15 {
+                    format!("{v:e}")
                 } else {
-                    Err(E::custom(format!(
-                        "invalid duration {v}: expected a number of seconds >= 0"
-                    )))
+                    v.to_string()
+                };
+                // NaN is not >= 0 either.
+                if v.is_nan() || v < 0.0 {
+                    return Err(E::custom(format!(
+                        "invalid duration {shown}: expected a number of seconds >= 0"
+                    )));
                 }
+                // `try_`: a huge number (1e300) is an error, not a panic.
+                Duration::try_from_secs_f64(v).map(Seconds).map_err(|_| {
+                    E::custom(format!("invalid duration {shown} seconds: far too long"))
+                })
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Seconds, E> {
                 parse_duration(v).map(Seconds).ok_or_else(|| {
@@ -218,8 +232,8 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         "h" => 3600.0,
         _ => return None,
     };
-    let secs = n * scale;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    // `try_`: a number too large for a Duration is no duration, not a panic.
+    Duration::try_from_secs_f64(n * scale).ok()
 }
 
 /// A size in bytes, written as a number or `"500MB"`, `"2GB"`, `"750KiB"`.
@@ -266,17 +280,64 @@ impl<'de> Deserialize<'de> for ByteSize {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Jobs(pub usize);
 
+/// More parallel renders than this is a typo, not a machine.
+pub const MAX_JOBS: usize = 1024;
+
 impl<'de> Deserialize<'de> for Jobs {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = i64::deserialize(d)?;
-        if v >= 1 {
-            Ok(Jobs(v as usize))
-        } else {
-            Err(de::Error::custom(format!(
-                "invalid jobs {v}: expected at least 1"
+        let expected = format!("a whole number of parallel renders from 1 to {MAX_JOBS}");
+        let v = whole_number(d, "jobs", &expected)?;
+        match usize::try_from(v) {
+            Ok(n) if (1..=MAX_JOBS).contains(&n) => Ok(Jobs(n)),
+            _ => Err(de::Error::custom(format!(
+                "invalid jobs {v}: expected {expected}"
+            ))),
+        }
+    }
+}
+
+/// A whole number, with an error in the user's words (`expected a whole
+/// number of parallel renders`) instead of serde's (`expected i64`).
+fn whole_number<'de, D: Deserializer<'de>>(
+    d: D,
+    key: &str,
+    expected: &str,
+) -> Result<i128, D::Error> {
+    struct V<'a> {
+        key: &'a str,
+        expected: &'a str,
+    }
+    impl<'de> de::Visitor<'de> for V<'_> {
+        type Value = i128;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(self.expected)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<i128, E> {
+            Ok(v.into())
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<i128, E> {
+            Ok(v.into())
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<i128, E> {
+            Err(E::custom(format!(
+                "invalid {} {v}: expected {}",
+                self.key, self.expected
+            )))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<i128, E> {
+            Err(E::custom(format!(
+                "invalid {} \"{v}\": expected {} (a number, without quotes)",
+                self.key, self.expected
+            )))
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<i128, E> {
+            Err(E::custom(format!(
+                "invalid {} {v}: expected {}",
+                self.key, self.expected
             )))
         }
     }
+    d.deserialize_any(V { key, expected })
 }
 
 /// A frame rate in whole frames per second.
@@ -285,14 +346,88 @@ pub struct Fps(pub u32);
 
 impl<'de> Deserialize<'de> for Fps {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = i64::deserialize(d)?;
-        if (1..=240).contains(&v) {
-            Ok(Fps(v as u32))
-        } else {
-            Err(de::Error::custom(format!(
-                "invalid fps {v}: expected a whole number from 1 to 240"
-            )))
+        let expected = "a whole number of frames per second from 1 to 240";
+        let v = whole_number(d, "fps", expected)?;
+        match u32::try_from(v) {
+            Ok(n) if (1..=240).contains(&n) => Ok(Fps(n)),
+            _ => Err(de::Error::custom(format!(
+                "invalid fps {v}: expected {expected}"
+            ))),
         }
+    }
+}
+
+/// The longest `timeout`: a render that needs more than a week is a typo.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The longest `gap` between scenes.
+pub const MAX_GAP: Duration = Duration::from_secs(3600);
+/// The longest `[watch] debounce`.
+pub const MAX_DEBOUNCE: Duration = Duration::from_secs(60);
+
+/// A duration within `(min, max]` (or `[0, max]` when `zero_ok`), with an
+/// error that says the allowed range.
+fn seconds_within<'de, D: Deserializer<'de>>(
+    d: D,
+    key: &str,
+    zero_ok: bool,
+    max: (Duration, &str),
+) -> Result<Option<Seconds>, D::Error> {
+    let s = Seconds::deserialize(d)?;
+    let (max, max_text) = max;
+    if !zero_ok && s.0.is_zero() {
+        return Err(de::Error::custom(format!(
+            "invalid {key} 0: expected a duration above zero, like \"90s\" or \"10m\""
+        )));
+    }
+    if s.0 > max {
+        return Err(de::Error::custom(format!(
+            "invalid {key} {}: expected at most {max_text}",
+            crate::report::human_duration(s.0)
+        )));
+    }
+    Ok(Some(s))
+}
+
+fn de_timeout<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Seconds>, D::Error> {
+    seconds_within(d, "timeout", false, (MAX_TIMEOUT, "a week (\"168h\")"))
+}
+
+fn de_gap<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Seconds>, D::Error> {
+    seconds_within(d, "gap", true, (MAX_GAP, "an hour (3600 seconds)"))
+}
+
+fn de_debounce<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Seconds>, D::Error> {
+    seconds_within(d, "debounce", true, (MAX_DEBOUNCE, "a minute (\"60s\")"))
+}
+
+/// The longest video name, in bytes (file names stop at 255, and the
+/// temporary file beside the video adds a few).
+pub const MAX_NAME_BYTES: usize = 200;
+
+/// Why `name` cannot name a video file, if it cannot.
+pub fn bad_name(name: &str) -> Option<&'static str> {
+    if name.trim().is_empty() {
+        Some("it is empty")
+    } else if name == "." || name == ".." {
+        Some("`.` and `..` are folders")
+    } else if name.contains('/') || name.contains('\\') {
+        Some("it contains a path separator")
+    } else if name.contains('\0') {
+        Some("it contains a NUL character")
+    } else if name.len() > MAX_NAME_BYTES {
+        Some("it is too long")
+    } else {
+        None
+    }
+}
+
+fn de_name<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let name = String::deserialize(d)?;
+    match bad_name(&name) {
+        None => Ok(Some(name)),
+        Some(why) => Err(de::Error::custom(format!(
+            "invalid name {name:?}: {why}; expected a file name for the video, like \"lecture\" (it is written to <output>/<profile>/<name>.mp4)"
+        ))),
     }
 }
 
@@ -355,7 +490,9 @@ impl Config {
             let (line, column, snippet) = match e.span() {
                 Some(span) => {
                     let (l, c) = line_col(text, span.start);
-                    let snip = text.lines().nth(l - 1).map(str::to_owned);
+                    // An error at the very end (an unclosed `[`) points past
+                    // the last newline: an empty line.
+                    let snip = Some(text.lines().nth(l - 1).unwrap_or("").to_owned());
                     (Some(l), Some(c), snip)
                 }
                 None => (None, None, None),
@@ -376,7 +513,10 @@ impl Config {
 
 /// 1-based line and column of a byte offset.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
     let col = before
@@ -527,6 +667,48 @@ audio = false
         assert!(parse("timeout = \"ten minutes\"").is_err());
         assert!(parse("[profile.dev]\nfps = 0").is_err());
         assert!(parse("[profile.staging]\nfps = 30").is_err());
+    }
+
+    #[test]
+    fn out_of_range_values_are_located_errors_not_panics() {
+        for (text, wanted) in [
+            ("timeout = 1e300", "far too long"),
+            ("timeout = 0", "above zero"),
+            ("timeout = \"0s\"", "above zero"),
+            ("timeout = \"999999999h\"", "at most a week"),
+            ("gap = 1e9", "at most an hour"),
+            ("[watch]\ndebounce = 3601", "at most a minute"),
+            ("[scene.A]\ntimeout = 0", "above zero"),
+            ("jobs = 99999999999", "from 1 to 1024"),
+            ("jobs = \"four\"", "whole number of parallel renders"),
+            ("jobs = 2.5", "whole number of parallel renders"),
+            (
+                "[profile.dev]\njobs = -3",
+                "whole number of parallel renders",
+            ),
+            (
+                "[profile.dev]\nfps = \"30\"",
+                "whole number of frames per second",
+            ),
+            ("name = \"\"", "it is empty"),
+            ("name = \"../../../x\"", "path separator"),
+            ("name = \"..\"", "folders"),
+            ("name = \".\"", "folders"),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(err.to_string().contains(wanted), "{text}: {err}");
+            assert!(!err.to_string().contains("i64"), "{text}: {err}");
+            let line = text.matches('\n').count() + 1;
+            assert!(
+                err.location()
+                    .starts_with(&format!("parender.toml:{line}:")),
+                "{text}: {}",
+                err.location()
+            );
+        }
+        assert!(parse("timeout = \"168h\"\ngap = 3600\njobs = 1024\nname = \"a b.c\"").is_ok());
+        assert!(parse("gap = 0\n[watch]\ndebounce = 0").is_ok());
+        assert_eq!(parse_duration("99999999999999999999999999"), None);
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //!
 //! A scene is exactly what Manim would render: a class defined in a scene file
 //! that subclasses Manim's `Scene` (directly or through any imported base). We
-//! ask Python: one interpreter loads every scene file the way Manim does and
-//! reports the classes (see `python/discover.py`). A static guess from base
-//! names would miss `manim_slides.Slide` and friends.
+//! ask Python: one interpreter imports Manim, then loads each scene file the
+//! way Manim does in a child forked from it, and reports the classes (see
+//! `python/discover.py`). A file that exits, crashes or hangs while loading
+//! fails alone, by name. A static guess from base names would miss
+//! `manim_slides.Slide` and friends.
 use std::cmp::Ordering;
 use std::path::Path;
 use std::time::Duration;
@@ -12,7 +14,6 @@ use std::time::Duration;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
@@ -24,6 +25,10 @@ const DISCOVER_PY: &str = include_str!("../python/discover.py");
 
 /// Default per-scene render timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// How long loading one scene file may take (its module-level code), unless
+/// the render `timeout` is shorter.
+pub const LOAD_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Deserialize)]
 struct PythonReport {
@@ -97,17 +102,36 @@ pub struct Discovery {
 }
 
 /// Every `.py` file under the scene folder, in natural order of their paths
-/// (`2_b.py` before `10_a.py`), relative to the project root.
-pub fn scene_files(project: &Project) -> Result<Vec<String>, Error> {
+/// (`2_b.py` before `10_a.py`), relative to the project root. Files that
+/// cannot be scene files are skipped with a warning: a symbolic link that
+/// leads nowhere (missing target, or a loop), a name that is not UTF-8.
+pub fn scene_files(project: &Project, warnings: &mut Vec<String>) -> Result<Vec<String>, Error> {
     let dir = project.scenes_dir();
     if !dir.is_dir() {
         return Err(Error::NoScenesDir(dir));
     }
     let mut files = Vec::new();
     walk(&dir, &mut |p| {
-        if p.extension().is_some_and(|e| e == "py") {
-            files.push(project.relative(p));
+        if p.extension().is_none_or(|e| e != "py") {
+            return;
         }
+        let Some(rel) = p.strip_prefix(&project.root).unwrap_or(p).to_str() else {
+            warnings.push(format!(
+                "{} is skipped: its name is not valid UTF-8 (rename it; Manim cannot import it either)",
+                p.display()
+            ));
+            return;
+        };
+        if let Err(e) = std::fs::metadata(p) {
+            let why = match e.raw_os_error() {
+                Some(libc::ELOOP) => "a symbolic link loop".to_string(),
+                Some(libc::ENOENT) => "a symbolic link to a file that does not exist".to_string(),
+                _ => format!("unreadable: {e}"),
+            };
+            warnings.push(format!("{rel} is skipped: it is {why}"));
+            return;
+        }
+        files.push(rel.to_string());
     })?;
     files.sort_by(|a, b| natural_path_cmp(a, b));
     Ok(files)
@@ -165,42 +189,44 @@ async fn ask_python(
     files: &[String],
     cancel: &CancellationToken,
 ) -> Result<PythonReport, Error> {
-    let mut cmd = tokio::process::Command::new(python);
-    cmd.arg("-c")
-        .arg(DISCOVER_PY)
-        .current_dir(&project.root)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|e| Error::Toolchain {
-        message: format!("cannot run Python `{}`: {e}", python.display()),
-        help: "run `parender doctor`, or set `python = \"...\"` in parender.toml".into(),
-    })?;
-    let input = serde_json::to_vec(files).map_err(|e| Error::Other(e.to_string()))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(&input)
-            .await
-            .map_err(|e| Error::io(python, e))?;
-    }
-    // Loading a scene file runs its module-level code: bound it like a render.
-    let limit = project
+    // Loading a scene file runs its module-level code: each file gets
+    // `load` (the script stops it after that), the whole run a bound that
+    // only a Python stuck outside the files (importing Manim) reaches.
+    let load = project
         .config
         .timeout
         .map(|t| t.0)
-        .unwrap_or(DEFAULT_TIMEOUT);
-    let out = tokio::select! {
-        out = child.wait_with_output() => out.map_err(|e| Error::io(python, e))?,
-        _ = cancel.cancelled() => return Err(Error::Interrupted),
-        _ = tokio::time::sleep(limit) => return Err(Error::Discovery {
-            message: format!(
-                "loading the scene files took longer than {} (module-level code that never ends?)",
-                crate::report::human_duration(limit)
-            ),
-            detail: String::new(),
-        }),
+        .unwrap_or(DEFAULT_TIMEOUT)
+        .min(LOAD_TIMEOUT);
+    let limit = Duration::from_secs(120) + load * (files.len() as u32).max(1);
+    let mut cmd = tokio::process::Command::new(python);
+    cmd.arg("-c")
+        .arg(DISCOVER_PY)
+        .arg(format!("{:.3}", load.as_secs_f64()))
+        .args(files)
+        .current_dir(&project.root)
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    // Its own process group, killed as a whole: nothing a scene file starts
+    // while loading outlives discovery.
+    let out = crate::procs::run_group(cmd, limit, cancel)
+        .await
+        .map_err(|e| Error::Toolchain {
+            message: format!("cannot run Python `{}`: {e}", python.display()),
+            help: "run `parender doctor`, or set `python = \"...\"` in parender.toml".into(),
+        })?;
+    let status = match out.outcome {
+        crate::procs::Outcome::Exited(s) => s.to_string(),
+        crate::procs::Outcome::Cancelled => return Err(Error::Interrupted),
+        crate::procs::Outcome::TimedOut => {
+            return Err(Error::Discovery {
+                message: format!(
+                    "`{}` took longer than {} to load the scene files and was stopped",
+                    python.display(),
+                    crate::report::human_duration(limit)
+                ),
+                detail: crate::procs::tail_lines(&out.stderr, 20),
+            });
+        }
     };
     let stdout = String::from_utf8_lossy(&out.stdout);
     let last = stdout.lines().rev().find(|l| l.starts_with('{'));
@@ -208,9 +234,8 @@ async fn ask_python(
         Some(Ok(r)) => Ok(r),
         _ => Err(Error::Discovery {
             message: format!(
-                "`{}` did not report the scenes (exit status {})",
+                "`{}` did not report the scenes ({status})",
                 python.display(),
-                out.status
             ),
             detail: crate::procs::tail_lines(&out.stderr, 20),
         }),
@@ -256,7 +281,8 @@ pub async fn discover(
     fp: &Fingerprinter,
     cancel: &CancellationToken,
 ) -> Result<Discovery, Error> {
-    let files = scene_files(project)?;
+    let mut warnings = Vec::new();
+    let files = scene_files(project, &mut warnings)?;
     let memo_path = project.state_dir().join("discovery.json");
     let mut memo: BTreeMap<String, Remembered> = std::fs::read(&memo_path)
         .ok()
@@ -359,7 +385,6 @@ pub async fn discover(
             });
         }
     }
-    let mut warnings = Vec::new();
     let scenes = match &project.config.order {
         Some(order) => apply_order(found, order, &mut warnings)?,
         None => found,

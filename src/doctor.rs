@@ -7,12 +7,24 @@ use console::style;
 use tokio::process::Command;
 
 use crate::project::Project;
-use crate::toolchain::{PINNED_MANIM, Toolchain};
+use crate::toolchain::{PINNED_MANIM, PROBE_TIMEOUT, Toolchain};
 
 const APT: &str = "apt-get install -y --no-install-recommends";
 
+/// `println!` that ignores a closed stdout (`parender doctor | head -1`)
+/// instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// The first line a tool prints, if it runs and succeeds within
+/// [`PROBE_TIMEOUT`] (a hanging interpreter must not hang `doctor`).
 async fn first_line(prog: &Path, args: &[&str]) -> Option<String> {
-    let out = Command::new(prog).args(args).output().await.ok()?;
+    let run = Command::new(prog).args(args).kill_on_drop(true).output();
+    let out = tokio::time::timeout(PROBE_TIMEOUT, run).await.ok()?.ok()?;
     if !out.status.success() {
         return None;
     }
@@ -33,12 +45,12 @@ struct Checks {
 
 impl Checks {
     fn ok(&self, what: &str, detail: &str) {
-        println!("{} {what}: {detail}", style("  ok").green().bold());
+        say!("{} {what}: {detail}", style("  ok").green().bold());
     }
     fn bad(&mut self, what: &str, detail: &str, fix: &str) {
         self.failures += 1;
-        println!("{} {what}: {detail}", style("FAIL").red().bold());
-        println!("       fix: {}", style(fix).cyan());
+        say!("{} {what}: {detail}", style("FAIL").red().bold());
+        say!("       fix: {}", style(fix).cyan());
     }
 }
 
@@ -135,16 +147,16 @@ pub async fn doctor(project_dir: Option<&Path>) -> ExitCode {
     }
     match &project {
         Some(p) => c.ok("project", &p.root.display().to_string()),
-        None => println!(
+        None => say!(
             "{} project: no parender.toml here (run `parender init`)",
             style("note").yellow().bold()
         ),
     }
     if c.failures == 0 {
-        println!("everything parender needs is here");
+        say!("everything parender needs is here");
         ExitCode::SUCCESS
     } else {
-        println!(
+        say!(
             "{} problem{} found",
             c.failures,
             if c.failures == 1 { "" } else { "s" }

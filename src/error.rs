@@ -46,6 +46,19 @@ pub enum Error {
     #[error("{0}")]
     Other(String),
 
+    /// A bad invocation the user can fix: `--project` that is not a
+    /// folder, `-o` onto something that is not a plain file.
+    #[error("{message}")]
+    Usage {
+        message: String,
+        help: Option<String>,
+    },
+
+    /// A file-system problem outside the scenes, with what to do about it
+    /// (a read-only project).
+    #[error("{message}")]
+    Fs { message: String, help: String },
+
     #[error("interrupted")]
     Interrupted,
 }
@@ -71,7 +84,8 @@ impl Error {
             ),
             Error::Toolchain { help, .. } => Some(help.clone()),
             Error::Discovery { .. } => Some("run `parender doctor` to check the toolchain".into()),
-            Error::Selection { help, .. } => help.clone(),
+            Error::Selection { help, .. } | Error::Usage { help, .. } => help.clone(),
+            Error::Fs { help, .. } => Some(help.clone()),
             Error::Media { .. } => Some("run `parender doctor` to check ffmpeg".into()),
             _ => None,
         }
@@ -83,7 +97,8 @@ impl Error {
             Error::ProjectNotFound(_)
             | Error::Config(_)
             | Error::NoScenesDir(_)
-            | Error::Selection { .. } => 2,
+            | Error::Selection { .. }
+            | Error::Usage { .. } => 2,
             Error::Interrupted => 130,
             _ => 3,
         }

@@ -63,10 +63,13 @@ pub fn init(dir: Option<&Path>) -> Result<PathBuf, Error> {
     };
     let manifest = dir.join(MANIFEST);
     if manifest.exists() {
-        return Err(Error::Other(format!(
-            "{} already exists; not overwriting a project",
-            manifest.display()
-        )));
+        return Err(Error::Usage {
+            message: format!(
+                "{} already exists; not overwriting a project",
+                manifest.display()
+            ),
+            help: Some("to start another project, name a new folder: `parender init DIR`".into()),
+        });
     }
     write_new(&manifest, CONFIG)?;
     write_new(&dir.join("scenes/01_intro.py"), SCENE)?;

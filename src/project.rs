@@ -31,7 +31,12 @@ impl Project {
     pub fn open(explicit: Option<&Path>) -> Result<Project, Error> {
         let root = match explicit {
             Some(dir) => {
-                let dir = std::fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?;
+                let dir = std::fs::canonicalize(dir).map_err(|e| Error::Usage {
+                    message: format!("cannot open the project folder `{}`: {e}", dir.display()),
+                    help: Some(
+                        "pass `--project DIR` with the folder that holds parender.toml".into(),
+                    ),
+                })?;
                 if !dir.join(MANIFEST).is_file() {
                     return Err(Error::ProjectNotFound(dir));
                 }
@@ -81,8 +86,11 @@ impl Project {
     }
 
     /// A path relative to the root, `/`-separated, for names and messages.
+    /// Paths outside the root are shown as they are (`/tmp/talk.mp4`).
     pub fn relative(&self, path: &Path) -> String {
-        let rel = path.strip_prefix(&self.root).unwrap_or(path);
+        let Ok(rel) = path.strip_prefix(&self.root) else {
+            return path.display().to_string();
+        };
         rel.components()
             .map(|c| c.as_os_str().to_string_lossy())
             .collect::<Vec<_>>()
@@ -102,6 +110,32 @@ mod tests {
         std::fs::create_dir_all(&deep).unwrap();
         let found = Project::find(&deep).unwrap();
         assert_eq!(found, std::fs::canonicalize(t.path()).unwrap());
+    }
+
+    #[test]
+    fn relative_paths_inside_and_outside_the_root() {
+        let root = PathBuf::from("/p");
+        let project = Project {
+            root: root.clone(),
+            manifest: root.join(MANIFEST),
+            config: Config::default(),
+            name: "p".into(),
+        };
+        assert_eq!(
+            project.relative(&root.join("out/dev/p.mp4")),
+            "out/dev/p.mp4"
+        );
+        assert_eq!(project.relative(Path::new("/tmp/x.mp4")), "/tmp/x.mp4");
+    }
+
+    #[test]
+    fn missing_project_folder_is_a_usage_error() {
+        let err = Project::open(Some(Path::new("/nonexistent-parender-project"))).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(
+            err.to_string().contains("/nonexistent-parender-project"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! progress bars on stderr for people, or one JSON object per line on stdout
 //! (`--message-format json`, see [`crate::messages`]).
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use console::style;
@@ -62,6 +64,21 @@ pub struct Reporter {
     bars: Mutex<HashMap<String, ProgressBar>>,
     /// Whether progress bars are drawn (a terminal on stderr).
     live: bool,
+    /// stdout or stderr was closed (`| head -1`): reporting there stops,
+    /// the build goes on.
+    stdout_closed: AtomicBool,
+    stderr_closed: AtomicBool,
+}
+
+/// Writes one line, unless an earlier write failed; a failure (a closed
+/// pipe) stops further writes instead of panicking like `println!`.
+fn write_line(closed: &AtomicBool, mut w: impl Write, line: &str) {
+    if closed.load(Ordering::Relaxed) {
+        return;
+    }
+    if writeln!(w, "{line}").and_then(|()| w.flush()).is_err() {
+        closed.store(true, Ordering::Relaxed);
+    }
 }
 
 impl Reporter {
@@ -79,7 +96,19 @@ impl Reporter {
             overall: Mutex::new(None),
             bars: Mutex::new(HashMap::new()),
             live,
+            stdout_closed: AtomicBool::new(false),
+            stderr_closed: AtomicBool::new(false),
         }
+    }
+
+    /// A line on stdout (JSON messages, listings).
+    pub fn out(&self, line: &str) {
+        write_line(&self.stdout_closed, std::io::stdout().lock(), line);
+    }
+
+    /// A line on stderr, as is (summaries).
+    pub fn err(&self, line: &str) {
+        write_line(&self.stderr_closed, std::io::stderr().lock(), line);
     }
 
     pub fn is_json(&self) -> bool {
@@ -90,7 +119,7 @@ impl Reporter {
         if self.is_json()
             && let Ok(line) = serde_json::to_string(m)
         {
-            println!("{line}");
+            self.out(&line);
         }
     }
 
@@ -107,7 +136,7 @@ impl Reporter {
         if self.live {
             let _ = self.multi.println(line);
         } else {
-            eprintln!("{line}");
+            self.err(line);
         }
     }
 
@@ -280,7 +309,7 @@ impl Reporter {
                 help: err.help(),
             });
         }
-        eprintln!("{text}");
+        self.err(&text);
     }
 }
 
@@ -325,6 +354,25 @@ impl Timer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_closed_output_stops_reporting_without_panicking() {
+        struct Closed;
+        impl Write for Closed {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let closed = AtomicBool::new(false);
+        write_line(&closed, Closed, "x");
+        assert!(closed.load(Ordering::Relaxed));
+        let mut kept = Vec::new();
+        write_line(&closed, &mut kept, "y");
+        assert!(kept.is_empty(), "nothing is written after a failure");
+    }
 
     #[test]
     fn durations_read_well() {

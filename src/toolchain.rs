@@ -51,6 +51,79 @@ fn resolve_program(project: &Project, name: &str) -> Option<PathBuf> {
     }
 }
 
+/// Whether this process may execute `path` (`access(X_OK)`: as root, some
+/// execute bit must be set).
+fn executable(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is a valid NUL-terminated path; access only reads it.
+    unsafe { libc::access(c.as_ptr(), libc::X_OK) == 0 }
+}
+
+/// The interpreter named by `python = "..."`: a path (with a `/`, from the
+/// project root) or a command on PATH; an error that says what is wrong
+/// with it (missing, a folder, not executable) and how to fix that.
+fn resolve_configured_python(project: &Project, py: &str) -> Result<PathBuf, Error> {
+    let not_executable = |p: &Path| Error::Toolchain {
+        message: format!(
+            "the Python interpreter `{py}` set in parender.toml ({}) is not executable",
+            p.display()
+        ),
+        help: format!(
+            "make it executable (`chmod +x {}`), or set `python` to an interpreter that has Manim",
+            p.display()
+        ),
+    };
+    if py.contains('/') {
+        // `components` drops the `.` of `./py`, so messages show a clean path.
+        let p: PathBuf = project.root.join(py).components().collect();
+        return match std::fs::metadata(&p) {
+            Err(e) => Err(Error::Toolchain {
+                message: format!(
+                    "the Python interpreter `{py}` set in parender.toml ({}) does not exist: {e}",
+                    p.display()
+                ),
+                help: setup_help(),
+            }),
+            Ok(m) if m.is_dir() => Err(Error::Toolchain {
+                message: format!(
+                    "the Python interpreter `{py}` set in parender.toml ({}) is a folder",
+                    p.display()
+                ),
+                help: format!(
+                    "name the interpreter inside it, e.g. `python = \"{}/bin/python\"`",
+                    py.trim_end_matches('/')
+                ),
+            }),
+            Ok(_) if !executable(&p) => Err(not_executable(&p)),
+            Ok(_) => Ok(p),
+        };
+    }
+    if let Ok(p) = which::which(py) {
+        return Ok(p);
+    }
+    // On PATH but not executable: say so, not "does not exist".
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let p = dir.join(py);
+            if p.is_file() {
+                return Err(not_executable(&p));
+            }
+        }
+    }
+    let local = project.root.join(py);
+    Err(Error::Toolchain {
+        message: format!("the Python interpreter `{py}` set in parender.toml is not on PATH"),
+        help: if local.exists() {
+            format!("to use the file in the project folder, write `python = \"./{py}\"`")
+        } else {
+            setup_help()
+        },
+    })
+}
+
 impl Toolchain {
     pub fn resolve(project: &Project) -> Result<Toolchain, Error> {
         let (python, source) = Self::resolve_python(project)?;
@@ -73,14 +146,8 @@ impl Toolchain {
     pub fn resolve_python(project: &Project) -> Result<(PathBuf, String), Error> {
         let cfg = &project.config;
         if let Some(py) = &cfg.python {
-            return resolve_program(project, py)
-                .map(|p| (p, format!("`python = \"{py}\"` in parender.toml")))
-                .ok_or_else(|| Error::Toolchain {
-                    message: format!(
-                        "the Python interpreter `{py}` set in parender.toml does not exist"
-                    ),
-                    help: setup_help(),
-                });
+            return resolve_configured_python(project, py)
+                .map(|p| (p, format!("`python = \"{py}\"` in parender.toml")));
         }
         if let Some(m) = &cfg.manim {
             let script = resolve_program(project, m).ok_or_else(|| Error::Toolchain {
@@ -142,10 +209,18 @@ try:\n    v = m.version('manim')\nexcept Exception:\n    v = None\n\
 s = u.find_spec('manim')\n\
 print(json.dumps({'python': platform.python_version(), 'manim': v, 'init': s.origin if s else None}))";
 
+/// How long the version probe may take: it imports no Manim, so a Python
+/// that takes longer hangs (a broken `sitecustomize`, a stuck network mount).
+pub const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The Python and Manim versions, probed once (without importing Manim)
 /// and remembered in `memo` while the interpreter and Manim's package file
 /// are unchanged.
-pub async fn versions(python: &Path, memo: &Path) -> Result<ToolVersions, Error> {
+pub async fn versions(
+    python: &Path,
+    memo: &Path,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Result<ToolVersions, Error> {
     if let Ok(bytes) = std::fs::read(memo)
         && let Ok(p) = serde_json::from_slice::<Probed>(&bytes)
         && p.stamp.python == python
@@ -155,15 +230,44 @@ pub async fn versions(python: &Path, memo: &Path) -> Result<ToolVersions, Error>
     {
         return Ok(p.versions);
     }
-    let out = tokio::process::Command::new(python)
-        .arg("-c")
-        .arg(PROBE_PY)
-        .output()
+    let mut cmd = tokio::process::Command::new(python);
+    cmd.arg("-c").arg(PROBE_PY);
+    let out = crate::procs::run_group(cmd, PROBE_TIMEOUT, cancel)
         .await
         .map_err(|e| Error::Toolchain {
-            message: format!("cannot run Python `{}`: {e}", python.display()),
+            message: if e.kind() == std::io::ErrorKind::PermissionDenied {
+                format!(
+                    "the Python interpreter `{}` is not executable: {e}",
+                    python.display()
+                )
+            } else {
+                format!("cannot run Python `{}`: {e}", python.display())
+            },
             help: setup_help(),
         })?;
+    match out.outcome {
+        crate::procs::Outcome::Exited(_) => {}
+        crate::procs::Outcome::Cancelled => return Err(Error::Interrupted),
+        crate::procs::Outcome::TimedOut => {
+            let said = crate::procs::tail_lines(&out.stderr, 5);
+            return Err(Error::Toolchain {
+                message: format!(
+                    "`{}` did not answer a version probe (`python -c \"import platform...\"`) within {}s; it was stopped{}",
+                    python.display(),
+                    PROBE_TIMEOUT.as_secs(),
+                    if said.trim().is_empty() {
+                        String::new()
+                    } else {
+                        format!(". It said:\n{said}")
+                    }
+                ),
+                help: format!(
+                    "check that `{} -c pass` returns at once (a hanging sitecustomize, .pth file or network mount?), or set `python = \"...\"` in parender.toml to another interpreter",
+                    python.display()
+                ),
+            });
+        }
+    }
     #[derive(Deserialize)]
     struct Raw {
         python: String,
@@ -174,13 +278,24 @@ pub async fn versions(python: &Path, memo: &Path) -> Result<ToolVersions, Error>
         .lines()
         .rev()
         .find_map(|l| serde_json::from_str(l).ok())
-        .ok_or_else(|| Error::Toolchain {
-            message: format!(
-                "`{}` did not answer a version probe: {}",
-                python.display(),
-                crate::procs::tail_lines(&out.stderr, 3)
-            ),
-            help: setup_help(),
+        .ok_or_else(|| {
+            let said = crate::procs::tail_lines(&out.stderr, 3);
+            Error::Toolchain {
+                message: format!(
+                    "`{}` did not answer a version probe ({}): {}",
+                    python.display(),
+                    match out.outcome {
+                        crate::procs::Outcome::Exited(s) => s.to_string(),
+                        _ => "stopped".into(),
+                    },
+                    if said.trim().is_empty() {
+                        "it printed nothing"
+                    } else {
+                        said.as_str()
+                    }
+                ),
+                help: setup_help(),
+            }
         })?;
     let manim = raw.manim.ok_or_else(|| Error::Toolchain {
         message: format!("Manim is not installed for `{}`", python.display()),

@@ -64,6 +64,22 @@ pub fn is_editor_temp(name: &str) -> bool {
         || name.ends_with(".swp")
         || name.ends_with(".pyc")
         || name.ends_with(".pyo")
+        || is_sed_temp(name)
+}
+
+/// `sed -i` writes its output to `sedXXXXXX` (six random letters and
+/// digits) beside the file, then renames it over the file.
+fn is_sed_temp(name: &str) -> bool {
+    name.len() == 9
+        && name.starts_with("sed")
+        && name[3..].bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// Clears the terminal (`--clear`); a closed stderr is no error.
+fn clear_screen() {
+    use std::io::Write;
+    let mut e = std::io::stderr().lock();
+    let _ = e.write_all(b"\x1b[2J\x1b[H").and_then(|()| e.flush());
 }
 
 /// An event that only says a file was opened or read.
@@ -308,7 +324,7 @@ async fn watch(
     watch_tree(watcher.as_mut(), &project, &filter, poll.is_some())?;
 
     if args.clear && !reporter.is_json() {
-        eprint!("\x1b[2J\x1b[H");
+        clear_screen();
     }
     let mut cycle = Some(start(&project, &overrides, &services, reporter, &cancel));
     let mut rerun = false;
@@ -368,7 +384,7 @@ async fn watch(
                 let paths: Vec<String> = std::mem::take(&mut pending).into_iter().collect();
                 reporter.emit(&Message::WatchChange { paths: paths.clone() });
                 if args.clear && !reporter.is_json() {
-                    eprint!("\x1b[2J\x1b[H");
+                    clear_screen();
                 }
                 reporter.status("Changed", &paths.join(", "));
                 if paths.iter().any(|p| p == MANIFEST) {
@@ -447,6 +463,8 @@ mod tests {
             "scene.py___jb_old___",
             ".scene.py.tmp",
             "common.cpython-311.pyc",
+            "sedA1b2C3",
+            "sed0TQfAa",
         ] {
             assert!(is_editor_temp(t), "{t}");
         }
@@ -456,6 +474,8 @@ mod tests {
             "01_intro.wav",
             "manim.cfg",
             ".gitignore",
+            "sed.py",
+            "sedimentary",
         ] {
             assert!(!is_editor_temp(f), "{f}");
         }
