@@ -79,6 +79,28 @@ def install_hooks():
         return original_play(self, scene, *args, **kwargs)
 
     CairoRenderer.play = play
+    quote_concat_manifest()
+
+
+def quote_concat_manifest():
+    """Manim 0.22 writes its concat list as `file 'file:PATH'` without
+    escaping quotes, so a project whose path holds a `'` failed every scene
+    inside PyAV. Write the list with the concat demuxer's own escaping."""
+    from pathlib import Path
+
+    from manim.scene.scene_file_writer import SceneFileWriter
+
+    if "_concat_manifest_bytes" not in SceneFileWriter.__dict__:
+        return
+
+    def quoted(path):
+        return "file '" + ("file:" + Path(path).as_posix()).replace("'", "'\\''") + "'\n"
+
+    def concat_manifest_bytes(input_files):
+        text = "# This file records the segment order used by Manim.\n"
+        return (text + "".join(quoted(f) for f in input_files)).encode("utf-8")
+
+    SceneFileWriter._concat_manifest_bytes = staticmethod(concat_manifest_bytes)
 
 
 def seed_randomness(scene_seed):

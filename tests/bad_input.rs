@@ -870,3 +870,52 @@ fn explain_after_gc_says_evicted() {
     assert!(!err.contains("never built"), "{err}");
     assert!(err.contains("evicted from the cache"), "{err}");
 }
+
+/// Manim 0.22 writes its list of partial movie files unescaped, so a quote in
+/// the project's path failed every scene inside PyAV (`av/error.py:354
+/// FileNotFoundError '<none>'`); the render driver writes it escaped.
+#[test]
+fn a_project_path_with_a_quote_renders_with_real_manim() {
+    let outer = tempfile::Builder::new()
+        .prefix("parender-test-")
+        .tempdir()
+        .unwrap();
+    let root = outer.path().join("it's a talk");
+    std::fs::create_dir_all(root.join("scenes")).unwrap();
+    std::fs::write(
+        root.join("parender.toml"),
+        format!("python = {:?}\n", common::python().display().to_string()),
+    )
+    .unwrap();
+    std::fs::write(root.join("scenes/a.py"), scene("A")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_parender"))
+        .args(["build", "--message-format", "json"])
+        .current_dir(&root)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    let video = root.join("out/dev/it's a talk.mp4");
+    let frames = common::run_tool(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-count_packets",
+            "-show_entries",
+            "stream=nb_read_packets",
+            "-of",
+            "csv=p=0",
+            video.to_str().unwrap(),
+        ],
+    );
+    // FadeIn of 0.2 s at 15 fps: 3 frames.
+    assert_eq!(
+        String::from_utf8_lossy(&frames).trim(),
+        "3",
+        "{}",
+        text(&out)
+    );
+}
