@@ -710,6 +710,13 @@ pub fn all_project_files(
 mod tests {
     use super::*;
 
+    /// Writes `text` to `rel` below `root`, making its folders.
+    fn write(root: &Path, rel: &str, text: &str) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
     #[test]
     fn finds_imports_of_every_shape() {
         let src = br#"
@@ -845,11 +852,7 @@ q = obj.random.uniform()
     fn closure_notes_unseeded_randomness_and_the_clock() {
         let t = tempfile::tempdir().unwrap();
         let r = t.path();
-        let w = |p: &str, s: &str| {
-            let p = r.join(p);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, s).unwrap();
-        };
+        let w = |p: &str, s: &str| write(r, p, s);
         w(
             "scenes/a.py",
             "import random, time\nimport common\nx = random.random()\ny = random.uniform(0, 1)\nstamp = time.time()\n",
@@ -886,11 +889,7 @@ q = obj.random.uniform()
     fn closure_follows_local_modules_transitively() {
         let t = tempfile::tempdir().unwrap();
         let r = t.path();
-        let w = |p: &str, s: &str| {
-            let p = r.join(p);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, s).unwrap();
-        };
+        let w = |p: &str, s: &str| write(r, p, s);
         w(
             "scenes/a.py",
             "from manim import *\nimport common\nfrom pkg import tool\nfrom lib.deep import thing\n",
