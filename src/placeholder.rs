@@ -77,6 +77,9 @@ pub async fn card(
         }
         tmp.persist(&out).map_err(|e| Error::io(&out, e.error))?;
         let _ = std::fs::remove_file(&textfile);
+    } else if let Ok(f) = std::fs::File::options().write(true).open(&out) {
+        // Reused: a use, for `cache gc`'s least-recently-used order.
+        let _ = f.set_modified(std::time::SystemTime::now());
     }
     let info = ff.probe_video(&out).await?;
     let video_hash = hashes.hash(&out)?.unwrap_or_default();
@@ -97,4 +100,50 @@ pub async fn card(
         sound_file: None,
         subtitles_file: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::scene::SceneId;
+    use crate::settings::Overrides;
+
+    #[tokio::test]
+    async fn a_reused_card_counts_as_used() {
+        let t = tempfile::tempdir().unwrap();
+        let ff = Ffmpeg {
+            ffmpeg: "ffmpeg".into(),
+            ffprobe: "ffprobe".into(),
+        };
+        let scene = Scene {
+            id: SceneId::new("scenes/a.py", "A"),
+            file: "scenes/a.py".into(),
+            class: "A".into(),
+            line: None,
+            audio: None,
+            timeout: crate::discover::DEFAULT_TIMEOUT,
+            title: None,
+        };
+        let settings = BuildSettings::resolve(&Config::default(), &Overrides::default());
+        let error = SceneError::plain("boom");
+        let hashes = HashCache::default();
+        let make = || card(&ff, &scene, &error, &settings, None, &hashes, t.path());
+        let first = make().await.unwrap();
+        assert_eq!(first.info.frames, 2 * settings.render.fps as u64);
+        let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1000);
+        let f = std::fs::File::options()
+            .write(true)
+            .open(&first.video)
+            .unwrap();
+        f.set_modified(old).unwrap();
+        let again = make().await.unwrap();
+        assert_eq!(again.video, first.video);
+        assert_eq!(again.video_hash, first.video_hash);
+        let used = std::fs::metadata(&again.video).unwrap().modified().unwrap();
+        assert!(
+            used > old + std::time::Duration::from_secs(3600),
+            "{used:?}"
+        );
+    }
 }
