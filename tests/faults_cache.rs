@@ -25,24 +25,7 @@ fn write_scenes(p: &TestProject, n: usize) {
 /// A narration of `secs` seconds for `scenes/<stem>.py`: a tone, 48 kHz.
 fn write_narration(p: &TestProject, stem: &str, secs: f64, freq: u32) -> PathBuf {
     let wav = p.path().join(format!("audio/{stem}.wav"));
-    std::fs::create_dir_all(wav.parent().unwrap()).unwrap();
-    run_tool(
-        "sox",
-        &[
-            "-n",
-            "-r",
-            "48000",
-            "-c",
-            "1",
-            wav.to_str().unwrap(),
-            "synth",
-            &secs.to_string(),
-            "sine",
-            &freq.to_string(),
-            "vol",
-            "0.3",
-        ],
-    );
+    common::av::sox_tone(&wav, common::av::MONO_48K, secs, freq, 0.3, 0.0);
     wav
 }
 
