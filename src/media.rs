@@ -167,22 +167,13 @@ impl Ffmpeg {
     /// Codec parameters and exact frame count (packets counted, not guessed
     /// from the container's duration).
     pub async fn probe_video(&self, path: &Path) -> Result<VideoInfo, Error> {
+        let entries =
+            "stream=codec_name,profile,pix_fmt,width,height,r_frame_rate,time_base,nb_read_packets";
         let out = self
-            .run(
-                "ffprobe",
-                &args![
-                    "-v",
-                    "error",
-                    "-select_streams",
-                    "v:0",
-                    "-count_packets",
-                    "-show_entries",
-                    "stream=codec_name,profile,pix_fmt,width,height,r_frame_rate,time_base,nb_read_packets",
-                    "-of",
-                    "json",
-                    path,
-                ],
+            .probe(
                 path,
+                "v:0",
+                &["-count_packets", "-show_entries", entries, "-of", "json"],
             )
             .await?;
         #[derive(Deserialize)]
@@ -238,23 +229,21 @@ impl Ffmpeg {
         })
     }
 
+    /// `ffprobe` of the `streams` of `path` with `options`: its output.
+    async fn probe(&self, path: &Path, streams: &str, options: &[&str]) -> Result<Vec<u8>, Error> {
+        let mut a = args!["-v", "error", "-select_streams", streams].to_vec();
+        a.extend(options.iter().map(OsString::from));
+        a.push(path.into());
+        self.run("ffprobe", &a, path).await
+    }
+
     /// Whether `path` has an audio stream (Manim adds one for `add_sound`).
     pub async fn has_audio(&self, path: &Path) -> Result<bool, Error> {
         let out = self
-            .run(
-                "ffprobe",
-                &args![
-                    "-v",
-                    "error",
-                    "-select_streams",
-                    "a",
-                    "-show_entries",
-                    "stream=index",
-                    "-of",
-                    "csv=p=0",
-                    path,
-                ],
+            .probe(
                 path,
+                "a",
+                &["-show_entries", "stream=index", "-of", "csv=p=0"],
             )
             .await?;
         Ok(!String::from_utf8_lossy(&out).trim().is_empty())
