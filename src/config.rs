@@ -8,7 +8,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
 
-use crate::settings::Quality;
+use std::str::FromStr;
+
+use serde::Serialize;
 
 /// The manifest's file name, found like cargo finds `Cargo.toml`.
 pub const MANIFEST: &str = "parender.toml";
@@ -81,7 +83,7 @@ pub struct OutputTable {
     /// `"file"` (default): `<name>.srt` and `<name>.vtt` beside the video;
     /// `"embed"`: those and a subtitle track in it; `"none"`.
     #[serde(default)]
-    pub subtitles: crate::stitch::SubtitleMode,
+    pub subtitles: crate::config::SubtitleMode,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -382,7 +384,7 @@ fn seconds_within<'de, D: Deserializer<'de>>(
     if s.0 > max {
         return Err(de::Error::custom(format!(
             "invalid {key} {}: expected at most {max_text}",
-            crate::report::human_duration(s.0)
+            crate::config::human_duration(s.0)
         )));
     }
     Ok(Some(s))
@@ -556,6 +558,128 @@ pub fn nearest<'a>(given: &str, candidates: impl IntoIterator<Item = &'a str>) -
         .map(|(_, c)| c)
 }
 
+/// Default per-scene render timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// `[output] subtitles`: where the scenes' subtitles go.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SubtitleMode {
+    /// `<name>.srt` and `<name>.vtt` beside the video.
+    #[default]
+    File,
+    /// Those files, and a soft subtitle track in the video.
+    Embed,
+    None,
+}
+
+/// Manim's quality presets (`-ql` … `-qk`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Quality {
+    Low,
+    Medium,
+    High,
+    Production,
+    Fourk,
+}
+
+pub const QUALITY_NAMES: &[&str] = &[
+    "l",
+    "m",
+    "h",
+    "p",
+    "k",
+    "low",
+    "medium",
+    "high",
+    "production",
+    "fourk",
+];
+
+impl Quality {
+    /// The Manim flag (`-ql` etc.).
+    pub fn flag(self) -> &'static str {
+        match self {
+            Quality::Low => "-ql",
+            Quality::Medium => "-qm",
+            Quality::High => "-qh",
+            Quality::Production => "-qp",
+            Quality::Fourk => "-qk",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Quality::Low => "low",
+            Quality::Medium => "medium",
+            Quality::High => "high",
+            Quality::Production => "production",
+            Quality::Fourk => "fourk",
+        }
+    }
+
+    /// Pixel size and frame rate Manim renders at for this preset.
+    pub fn preset(self) -> (u32, u32, u32) {
+        match self {
+            Quality::Low => (854, 480, 15),
+            Quality::Medium => (1280, 720, 30),
+            Quality::High => (1920, 1080, 60),
+            Quality::Production => (2560, 1440, 60),
+            Quality::Fourk => (3840, 2160, 60),
+        }
+    }
+}
+
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 60.0 {
+        format!("{s:.1}s")
+    } else if s < 3600.0 {
+        format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64)
+    } else {
+        format!(
+            "{}h{:02}m",
+            (s / 3600.0) as u64,
+            ((s % 3600.0) / 60.0) as u64
+        )
+    }
+}
+
+impl fmt::Display for Quality {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Quality {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "l" | "low" | "low_quality" => Quality::Low,
+            "m" | "medium" | "medium_quality" => Quality::Medium,
+            "h" | "high" | "high_quality" => Quality::High,
+            "p" | "production" | "production_quality" => Quality::Production,
+            "k" | "fourk" | "4k" | "fourk_quality" => Quality::Fourk,
+            _ => {
+                let list = QUALITY_NAMES
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return Err(format!("unknown variant `{s}`, expected one of {list}"));
+            }
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Quality {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -623,12 +747,12 @@ audio = false
     fn output_is_a_folder_or_a_table() {
         let c = parse("output = \"build\"\n").unwrap();
         assert_eq!(c.output.0.dir.as_deref(), Some("build"));
-        assert_eq!(c.output.0.subtitles, crate::stitch::SubtitleMode::File);
+        assert_eq!(c.output.0.subtitles, crate::config::SubtitleMode::File);
         let c =
             parse("[output]\ndir = \"v\"\nsubtitles = \"embed\"\n[scene.A]\ntitle = \"Intro\"\n")
                 .unwrap();
         assert_eq!(c.output.0.dir.as_deref(), Some("v"));
-        assert_eq!(c.output.0.subtitles, crate::stitch::SubtitleMode::Embed);
+        assert_eq!(c.output.0.subtitles, crate::config::SubtitleMode::Embed);
         assert_eq!(c.scene["A"].title.as_deref(), Some("Intro"));
         let err = parse("[output]\nsubtitles = \"srt\"\n").unwrap_err();
         assert_eq!(err.location(), "parender.toml:2:13");

@@ -21,21 +21,6 @@ pub enum MessageFormat {
     Json,
 }
 
-pub fn human_duration(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s < 60.0 {
-        format!("{s:.1}s")
-    } else if s < 3600.0 {
-        format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64)
-    } else {
-        format!(
-            "{}h{:02}m",
-            (s / 3600.0) as u64,
-            ((s % 3600.0) / 60.0) as u64
-        )
-    }
-}
-
 /// Colours follow the terminal and `NO_COLOR`.
 pub fn init_colors() {
     if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
@@ -351,9 +336,16 @@ impl Timer {
     }
 }
 
+/// Reports `e` and gives the exit code it calls for.
+pub fn fail(reporter: &Reporter, e: Error) -> std::process::ExitCode {
+    reporter.error(&e);
+    std::process::ExitCode::from(e.exit_code())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::human_duration;
 
     #[test]
     fn a_closed_output_stops_reporting_without_panicking() {

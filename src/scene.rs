@@ -87,6 +87,16 @@ impl SceneError {
     }
 }
 
+/// Does `pattern` (`file.py`, `dir/file.py`, `file.py:Class` or `Class`) name this scene?
+pub fn matches(scene: &Scene, pattern: &str) -> bool {
+    let file_matches = |p: &str| scene.file == p || scene.file.ends_with(&format!("/{p}"));
+    match pattern.rsplit_once(':') {
+        Some((file, class)) => class == scene.class && file_matches(file),
+        None if pattern.ends_with(".py") => file_matches(pattern),
+        None => pattern == scene.class,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@
 //! counted and reported, not hidden by a limiter). The mix is kept as FLAC
 //! (lossless: decoding gives back every sample; its length in samples is in
 //! the meta), a sixth or so of the PCM for speech, and decoded again when
-//! [`crate::stitch`] lays the track out by sample count and encodes it once:
+//! [`crate::media::stitch`] lays the track out by sample count and encodes it once:
 //! no AAC priming or frame rounding at scene boundaries.
 //!
 //! A narration file (or a scene's own sound) that is empty, missing or not
@@ -22,9 +22,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::analyze::hashcache::HashCache;
 use crate::error::Error;
-use crate::hashcache::HashCache;
-use crate::media::{BYTES_PER_SAMPLE, Ffmpeg, VideoInfo};
+use crate::ffmpeg::{BYTES_PER_SAMPLE, Ffmpeg, VideoInfo};
 use crate::scene::SceneId;
 
 /// One video file of a segment and its frame count.
@@ -166,13 +166,13 @@ pub async fn mux(
     }
     // Locked while it is built: a later build or gc removes it only if this
     // process dies (kill -9) before it is renamed into place.
-    let tmp = crate::store::locked_tempdir(cache, ".tmp-")?;
+    let tmp = crate::fsutil::locked_tempdir(cache, ".tmp-")?;
     let meta = build(ff, input, tmp.path(), hashes).await?;
     let json = serde_json::to_vec(&meta).map_err(|e| Error::Other(e.to_string()))?;
-    crate::store::write_atomic(&tmp.path().join("meta.json"), &json)?;
+    crate::fsutil::write_atomic(&tmp.path().join("meta.json"), &json)?;
     let (built, _lock) = tmp.keep();
     if std::fs::rename(&built, &dir).is_ok() {
-        let _ = std::fs::remove_file(dir.join(crate::store::DIR_LOCK));
+        let _ = std::fs::remove_file(dir.join(crate::fsutil::DIR_LOCK));
     } else {
         // Another process cached the same mux meanwhile: use theirs.
         let _ = std::fs::remove_dir_all(&built);
@@ -398,9 +398,9 @@ async fn decode_and_mix(ff: &Ffmpeg, input: &MuxInput<'_>, work: &Path) -> Resul
 async fn encode_flac(ff: &Ffmpeg, pcm: &Path, flac: &Path) -> Result<(), Error> {
     let mut cmd = tokio::process::Command::new(&ff.ffmpeg);
     cmd.args(["-nostdin", "-v", "error", "-y", "-f", "s16le", "-ar"])
-        .arg(crate::media::SAMPLE_RATE.to_string())
+        .arg(crate::ffmpeg::SAMPLE_RATE.to_string())
         .arg("-ac")
-        .arg(crate::media::CHANNELS.to_string())
+        .arg(crate::ffmpeg::CHANNELS.to_string())
         .arg("-i")
         .arg(pcm)
         .args(["-c:a", "flac", "-f", "flac"])

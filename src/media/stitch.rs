@@ -20,27 +20,15 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::sync::CancellationToken;
 
+use crate::config::SubtitleMode;
 use crate::error::Error;
-use crate::media::{BYTES_PER_SAMPLE, Ffmpeg, FinalMux};
-use crate::mux::Segment;
-use crate::subtitles::{self, Cue};
-use crate::timeline::Timeline;
-
-/// `[output] subtitles`: where the scenes' subtitles go.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SubtitleMode {
-    /// `<name>.srt` and `<name>.vtt` beside the video.
-    #[default]
-    File,
-    /// Those files, and a soft subtitle track in the video.
-    Embed,
-    None,
-}
+use crate::ffmpeg::{BYTES_PER_SAMPLE, Ffmpeg, FinalMux};
+use crate::media::mux::Segment;
+use crate::media::subtitles::{self, Cue};
+use crate::media::timeline::Timeline;
 
 /// One scene of the final video: its segment, chapter title and subtitles.
 #[derive(Debug, Clone)]
@@ -282,7 +270,7 @@ impl Staged {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "video.mp4".into());
-        let tmp = crate::store::locked_tempfile(dir, &format!(".{name}."), PARTIAL)?;
+        let tmp = crate::fsutil::locked_tempfile(dir, &format!(".{name}."), PARTIAL)?;
         Ok(Staged {
             tmp,
             to: to.to_path_buf(),
@@ -317,13 +305,13 @@ const PARTIAL: &str = ".partial";
 
 /// Removes the temp files of `output` and its side files that a killed
 /// build left beside it (`.NAME.XXXXXX.partial` whose lock is free).
-pub fn remove_abandoned_partials(output: &Path) -> crate::store::Swept {
+pub fn remove_abandoned_partials(output: &Path) -> crate::fsutil::Swept {
     let dir = output.parent().unwrap_or(Path::new("."));
     let Some(stem) = output.file_stem().map(|s| s.to_string_lossy().into_owned()) else {
-        return crate::store::Swept::default();
+        return crate::fsutil::Swept::default();
     };
     let prefix = format!(".{stem}.");
-    crate::store::remove_abandoned(dir, |n| n.starts_with(&prefix) && n.ends_with(PARTIAL))
+    crate::fsutil::remove_abandoned(dir, |n| n.starts_with(&prefix) && n.ends_with(PARTIAL))
 }
 
 /// Joins `parts` into `output`. `work` is this build's scratch folder.
@@ -407,7 +395,7 @@ pub async fn stitch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::VideoInfo;
+    use crate::ffmpeg::VideoInfo;
     use crate::scene::SceneId;
 
     fn seg(frames: u64, audio: Option<(PathBuf, u64)>) -> Segment {
@@ -476,7 +464,7 @@ mod tests {
             segment: Segment {
                 pieces: frames
                     .iter()
-                    .map(|f| crate::mux::Piece {
+                    .map(|f| crate::media::mux::Piece {
                         path: PathBuf::from(format!("/p{f}.mp4")),
                         frames: *f,
                     })

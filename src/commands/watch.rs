@@ -19,8 +19,12 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::build::{self, BuildOptions, BuildOutcome, Services, WatchHooks};
-use crate::cli::WatchArgs;
+use clap::Args;
+
+use crate::commands::build::ProfileArgs;
+use crate::report::MessageFormat;
+
+use crate::commands::build::{self, BuildOptions, BuildOutcome, Services, WatchHooks};
 use crate::config::{MANIFEST, parse_duration};
 use crate::error::Error;
 use crate::messages::Message;
@@ -278,7 +282,7 @@ async fn watch(
     cancel: CancellationToken,
 ) -> Result<ExitCode, Error> {
     let mut project = Project::open(args.profile.project.as_deref())?;
-    let services = Arc::new(crate::cli::services(&project)?);
+    let services = Arc::new(crate::commands::build::services(&project)?);
     let overrides = args.profile.overrides();
     let parse = |s: &str, what: &str| {
         parse_duration(s).ok_or_else(|| Error::Selection {
@@ -443,6 +447,27 @@ async fn watch(
             }
         }
     }
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub profile: ProfileArgs,
+    /// Poll the file system instead of using inotify (network and container
+    /// file systems), every INTERVAL (default 500ms)
+    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "500ms")]
+    pub poll: Option<String>,
+    /// Quiet period after the last change before rebuilding (default: `[watch] debounce`, else 100ms)
+    #[arg(long, value_name = "DURATION")]
+    pub debounce: Option<String>,
+    /// Clear the screen before each rebuild
+    #[arg(long)]
+    pub clear: bool,
+    /// Run this (with `sh -c`) after each successful rebuild; the video's path is in $PARENDER_OUTPUT
+    #[arg(long, value_name = "CMD")]
+    pub on_success: Option<String>,
+    #[arg(long, value_enum, default_value = "human", value_name = "FMT")]
+    pub message_format: MessageFormat,
 }
 
 #[cfg(test)]

@@ -8,10 +8,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use crate::config::AudioOverride;
-use crate::discover::{matches, walk};
 use crate::error::Error;
+use crate::fsutil::walk;
 use crate::project::Project;
 use crate::scene::Scene;
+use crate::scene::matches;
 
 /// Audio extensions, in the order of preference when several files match.
 pub const AUDIO_EXTS: &[&str] = &["wav", "flac", "m4a", "mp3", "ogg"];
@@ -186,7 +187,7 @@ mod tests {
             class: class.into(),
             line: None,
             audio: None,
-            timeout: crate::discover::DEFAULT_TIMEOUT,
+            timeout: crate::config::DEFAULT_TIMEOUT,
             title: None,
         }
     }

@@ -13,14 +13,15 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use crate::analyze::hashcache::HashCache;
+use crate::cache::store::Entry;
+use crate::config::SubtitleMode;
 use crate::error::Error;
-use crate::hashcache::HashCache;
-use crate::media::Ffmpeg;
-use crate::mux::{self, AudioSource, MuxInput};
+use crate::ffmpeg::Ffmpeg;
+use crate::media::mux::{self, AudioSource, MuxInput};
+use crate::media::stitch::{self, Part};
 use crate::report::Reporter;
 use crate::scene::Scene;
-use crate::stitch::{self, Part, SubtitleMode};
-use crate::store::Entry;
 
 /// What one build publishes: the scenes that have a render, in order.
 pub struct Publish<'a> {
@@ -283,7 +284,7 @@ async fn publish_now(
             side_files: done.side_files.clone(),
         };
         if let Ok(bytes) = serde_json::to_vec(&rec) {
-            let _ = crate::store::write_atomic(&record, &bytes);
+            let _ = crate::fsutil::write_atomic(&record, &bytes);
         }
     }
     Ok(Outcome {

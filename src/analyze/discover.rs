@@ -7,7 +7,6 @@
 //! `python/discover.py`). A file that exits, crashes or hangs while loading
 //! fails alone, by name. A static guess from base names would miss
 //! `manim_slides.Slide` and friends.
-use std::cmp::Ordering;
 use std::path::Path;
 use std::time::Duration;
 
@@ -16,15 +15,16 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use crate::analyze::fingerprint::Fingerprinter;
+use crate::analyze::toolchain::ToolVersions;
+use crate::config::DEFAULT_TIMEOUT;
 use crate::error::Error;
-use crate::fingerprint::Fingerprinter;
+use crate::fsutil::{natural_path_cmp, walk};
 use crate::project::Project;
+use crate::scene::matches;
 use crate::scene::{Scene, SceneError, SceneId};
 
-const DISCOVER_PY: &str = include_str!("../python/discover.py");
-
-/// Default per-scene render timeout.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+const DISCOVER_PY: &str = include_str!("../../python/discover.py");
 
 /// How long loading one scene file may take (its module-level code), unless
 /// the render `timeout` is shorter.
@@ -72,13 +72,6 @@ impl From<&PyError> for SceneError {
             message: e.message.clone(),
         }
     }
-}
-
-/// The versions that go into every fingerprint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ToolVersions {
-    pub python: String,
-    pub manim: String,
 }
 
 /// A scene file Python could not load: none of its scenes can be known.
@@ -137,51 +130,6 @@ pub fn scene_files(project: &Project, warnings: &mut Vec<String>) -> Result<Vec<
     Ok(files)
 }
 
-/// Visits files below `dir`, skipping hidden folders, `__pycache__` and
-/// `media` (Manim's output), in no particular order.
-pub fn walk(dir: &Path, visit: &mut dyn FnMut(&Path)) -> Result<(), Error> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
-        let path = entry.path();
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') {
-            continue;
-        }
-        let ft = entry.file_type().map_err(|e| Error::io(&path, e))?;
-        if ft.is_dir() {
-            if name == "__pycache__" || name == "media" {
-                continue;
-            }
-            walk(&path, visit)?;
-        } else {
-            visit(&path);
-        }
-    }
-    Ok(())
-}
-
-/// Natural order per path component, so `scenes/2.py` < `scenes/10.py`.
-pub fn natural_path_cmp(a: &str, b: &str) -> Ordering {
-    let mut ai = a.split('/');
-    let mut bi = b.split('/');
-    loop {
-        match (ai.next(), bi.next()) {
-            (None, None) => return Ordering::Equal,
-            (None, Some(_)) => return Ordering::Less,
-            (Some(_), None) => return Ordering::Greater,
-            (Some(x), Some(y)) => match natord::compare(x, y) {
-                Ordering::Equal => match x.cmp(y) {
-                    Ordering::Equal => continue,
-                    o => return o,
-                },
-                o => return o,
-            },
-        }
-    }
-}
-
 /// Runs the embedded discovery script with the project's Python.
 async fn ask_python(
     project: &Project,
@@ -222,7 +170,7 @@ async fn ask_python(
                 message: format!(
                     "`{}` took longer than {} to load the scene files and was stopped",
                     python.display(),
-                    crate::report::human_duration(limit)
+                    crate::config::human_duration(limit)
                 ),
                 detail: crate::procs::tail_lines(&out.stderr, 20),
             });
@@ -315,7 +263,7 @@ pub async fn discover(
                 help: format!(
                     "install it into that interpreter: `{} -m pip install manim=={}`",
                     python.display(),
-                    crate::toolchain::PINNED_MANIM
+                    crate::analyze::toolchain::PINNED_MANIM
                 ),
             });
         }
@@ -353,7 +301,7 @@ pub async fn discover(
     if !ask.is_empty()
         && let Ok(bytes) = serde_json::to_vec(&memo)
     {
-        let _ = crate::store::write_atomic(&memo_path, &bytes);
+        let _ = crate::fsutil::write_atomic(&memo_path, &bytes);
     }
     let report = Report { files: reports };
     let mut found = Vec::new();
@@ -389,7 +337,7 @@ pub async fn discover(
         Some(order) => apply_order(found, order, &mut warnings)?,
         None => found,
     };
-    let scenes = crate::pairing::pair(project, scenes, &mut warnings)?;
+    let scenes = crate::analyze::pairing::pair(project, scenes, &mut warnings)?;
     Ok(Discovery {
         scenes,
         broken,
@@ -412,16 +360,6 @@ pub fn top_level_classes(source: &str) -> Vec<String> {
             (!name.is_empty()).then_some(name)
         })
         .collect()
-}
-
-/// Does `pattern` (`file.py`, `dir/file.py`, `file.py:Class` or `Class`) name this scene?
-pub fn matches(scene: &Scene, pattern: &str) -> bool {
-    let file_matches = |p: &str| scene.file == p || scene.file.ends_with(&format!("/{p}"));
-    match pattern.rsplit_once(':') {
-        Some((file, class)) => class == scene.class && file_matches(file),
-        None if pattern.ends_with(".py") => file_matches(pattern),
-        None => pattern == scene.class,
-    }
 }
 
 /// Error for a pattern that names no scene, with the nearest name.

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use console::style;
 use tokio::process::Command;
 
+use crate::analyze::toolchain::{PINNED_MANIM, PROBE_TIMEOUT, Toolchain};
 use crate::project::Project;
-use crate::toolchain::{PINNED_MANIM, PROBE_TIMEOUT, Toolchain};
 
 const APT: &str = "apt-get install -y --no-install-recommends";
 

@@ -7,20 +7,28 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::discover::{self, Discovery};
+use std::process::ExitCode;
+
+use clap::Args;
+
+use crate::analyze::discover::{self, Discovery};
+use crate::analyze::fingerprint::{Fingerprinter, Inputs, explain};
+use crate::analyze::hashcache::HashCache;
+use crate::analyze::toolchain::Toolchain;
+use crate::cache::plan::{self, Action};
+use crate::cache::store::{Entry, Extras, LocalStore, Lookup, Store, now_unix};
+use crate::config::Quality;
 use crate::error::Error;
-use crate::fingerprint::{Fingerprinter, Inputs, explain};
-use crate::hashcache::HashCache;
-use crate::media::Ffmpeg;
+use crate::ffmpeg::Ffmpeg;
+use crate::media::publish;
 use crate::messages::{Message, SceneStatus};
-use crate::plan::{self, Action};
 use crate::project::Project;
-use crate::publish;
+use crate::render::cli::ManimRenderer;
 use crate::render::{RenderFailure, RenderJob, Rendered, Renderer};
 use crate::report::{Finished, Reporter, Timer, user_traceback};
+use crate::report::{MessageFormat, fail};
 use crate::scene::{SceneError, SceneId};
 use crate::settings::{BuildSettings, Overrides};
-use crate::store::{Entry, Extras, LocalStore, Lookup, Store, now_unix};
 
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
@@ -106,7 +114,7 @@ pub async fn prepare(
     let settings = BuildSettings::resolve(&project.config, overrides);
     let state = project.state_dir();
     let versions =
-        crate::toolchain::versions(python, &state.join("toolchain.json"), cancel).await?;
+        crate::analyze::toolchain::versions(python, &state.join("toolchain.json"), cancel).await?;
     let hashes = Arc::new(HashCache::load(state.join("hashes.json")));
     let fingerprinter = Arc::new(Fingerprinter::new(
         project,
@@ -444,11 +452,11 @@ impl RenderTask {
 /// Removes what killed builds left: scratch folders in `tmp_root` (their
 /// `.lock` is free) and temp files and folders in the cache beside it
 /// (objects, entries, the mux cache) whose lock is free; see
-/// [`crate::store::remove_abandoned`].
+/// [`crate::fsutil::remove_abandoned`].
 fn remove_abandoned_scratch(tmp_root: &Path) {
-    crate::store::remove_abandoned(tmp_root, |n| n.starts_with("build-"));
+    crate::fsutil::remove_abandoned(tmp_root, |n| n.starts_with("build-"));
     if let Some(state) = tmp_root.parent() {
-        crate::store::remove_abandoned_temps(&state.join("cache"));
+        crate::cache::store::remove_abandoned_temps(&state.join("cache"));
     }
 }
 
@@ -524,13 +532,13 @@ fn project_inputs(project: &Project, p: &Prepared) -> Vec<(PathBuf, String)> {
             out.push((path, format!("{f}, an input of {}", s.id)));
         }
     }
-    let _ = discover::walk(&project.audio_dir(), &mut |f| {
+    let _ = crate::fsutil::walk(&project.audio_dir(), &mut |f| {
         out.push((
             f.to_path_buf(),
             format!("{}, a file in the audio folder", project.relative(f)),
         ));
     });
-    let _ = discover::walk(&project.scenes_dir(), &mut |f| {
+    let _ = crate::fsutil::walk(&project.scenes_dir(), &mut |f| {
         out.push((
             f.to_path_buf(),
             format!("{}, a file in the scene folder", project.relative(f)),
@@ -643,7 +651,7 @@ fn record_stats(project: &Project, s: BuildStats) {
     let keep = all.len().saturating_sub(50);
     all.drain(..keep);
     if let Ok(bytes) = serde_json::to_vec(&all) {
-        let _ = crate::store::write_atomic(&path, &bytes);
+        let _ = crate::fsutil::write_atomic(&path, &bytes);
     }
 }
 
@@ -945,7 +953,7 @@ pub async fn build(
             continue;
         }
         let like = entries.iter().flatten().next().map(|e| e.info.clone());
-        match crate::placeholder::card(
+        match crate::media::placeholder::card(
             &services.ffmpeg,
             scene,
             &error,
@@ -1043,7 +1051,7 @@ pub async fn build(
             );
         }
         if !failed.is_empty() {
-            failed.sort_by(|a, b| discover::natural_path_cmp(&a.0, &b.0).then(a.1.cmp(&b.1)));
+            failed.sort_by(|a, b| crate::fsutil::natural_path_cmp(&a.0, &b.0).then(a.1.cmp(&b.1)));
             let list = failed
                 .iter()
                 .map(|(_, _, n, e)| format!("{n} failed ({})", e.summary()))
@@ -1059,5 +1067,116 @@ pub async fn build(
         cached,
         failed: failed.len(),
         superseded: false,
+    })
+}
+
+/// Which project, profile and parallelism: shared by `build` and `watch`.
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// Project folder (default: the nearest folder upward with parender.toml)
+    #[arg(long, value_name = "DIR")]
+    pub project: Option<PathBuf>,
+    /// Build the release profile (default quality high: 1920x1080 at 60 fps)
+    #[arg(long)]
+    pub release: bool,
+    /// Manim quality, overriding the profile: l m h p k or low medium high production fourk
+    #[arg(long, short = 'q', value_name = "Q", value_parser = parse_quality)]
+    pub quality: Option<Quality>,
+    /// Renders at once (default: profile's `jobs`, else the number of CPUs)
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u32).range(1..=crate::config::MAX_JOBS as i64))]
+    pub jobs: Option<u32>,
+}
+
+impl ProfileArgs {
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            release: self.release,
+            quality: self.quality,
+            jobs: self.jobs.map(|j| j as usize),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub profile: ProfileArgs,
+    /// Write the final video here instead of out/<profile>/<name>.mp4
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Write no final video when any scene failed
+    #[arg(long)]
+    pub strict: bool,
+    /// Say why each scene was rendered (what changed) or reused
+    #[arg(long)]
+    pub explain: bool,
+    /// Output format for messages
+    #[arg(long, value_enum, default_value = "human", value_name = "FMT")]
+    pub message_format: MessageFormat,
+    /// Build only these scenes (`file.py`, `file.py:Class` or `Class`); the
+    /// video still includes every other scene's last render
+    #[arg(value_name = "SCENE")]
+    pub scenes: Vec<String>,
+}
+
+pub(crate) fn parse_quality(s: &str) -> Result<Quality, String> {
+    s.parse().map_err(|_| {
+        format!(
+            "expected one of {}",
+            crate::config::QUALITY_NAMES.join(", ")
+        )
+    })
+}
+
+/// `parender build`.
+pub async fn run(args: BuildArgs, cancel: CancellationToken) -> ExitCode {
+    let mut reporter = Reporter::new(args.message_format);
+    reporter.explain = args.explain;
+    let reporter = Arc::new(reporter);
+    let project = match Project::open(args.profile.project.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return fail(&reporter, e),
+    };
+    let services = match services(&project) {
+        Ok(s) => s,
+        Err(e) => return fail(&reporter, e),
+    };
+    let opts = BuildOptions {
+        overrides: args.profile.overrides(),
+        output: args.output,
+        strict: args.strict,
+        scenes: args.scenes,
+        watch: None,
+    };
+    match build(&project, &opts, &services, &reporter, &cancel).await {
+        Ok(outcome) if outcome.success => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(1),
+        Err(e) => fail(&reporter, e),
+    }
+}
+
+/// The real renderer and tools for a project (or, with
+/// `PARENDER_FAKE_RENDERER=1`, a fast stand-in for Manim, for tests of the
+/// cache and the pipeline around it; documented in the README).
+pub fn services(project: &Project) -> Result<Services, Error> {
+    let tools = Toolchain::resolve(project)?;
+    let ffmpeg = Ffmpeg {
+        ffmpeg: tools.ffmpeg.clone(),
+        ffprobe: tools.ffprobe.clone(),
+    };
+    let renderer: Arc<dyn crate::render::Renderer> =
+        if std::env::var_os("PARENDER_FAKE_RENDERER").is_some_and(|v| v == "1") {
+            Arc::new(crate::render::fake::FakeRenderer {
+                ffmpeg: ffmpeg.clone(),
+            })
+        } else {
+            Arc::new(ManimRenderer {
+                python: tools.python.clone(),
+            })
+        };
+    Ok(Services {
+        renderer,
+        ffmpeg,
+        python: tools.python,
     })
 }

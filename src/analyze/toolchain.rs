@@ -5,7 +5,6 @@ use std::os::unix::fs::MetadataExt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::discover::ToolVersions;
 use crate::error::Error;
 use crate::project::Project;
 
@@ -318,10 +317,17 @@ pub async fn versions(
             versions: versions.clone(),
         };
         if let Ok(bytes) = serde_json::to_vec(&probed) {
-            let _ = crate::store::write_atomic(memo, &bytes);
+            let _ = crate::fsutil::write_atomic(memo, &bytes);
         }
     }
     Ok(versions)
+}
+
+/// The versions that go into every fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolVersions {
+    pub python: String,
+    pub manim: String,
 }
 
 #[cfg(test)]

@@ -18,11 +18,11 @@ use std::sync::{Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
-use crate::discover::ToolVersions;
+use crate::analyze::hashcache::HashCache;
+use crate::analyze::pydeps::{Analyzer, Closure};
+use crate::analyze::toolchain::ToolVersions;
 use crate::error::Error;
-use crate::hashcache::HashCache;
 use crate::project::Project;
-use crate::pydeps::{Analyzer, Closure};
 use crate::scene::Scene;
 use crate::settings::RenderSettings;
 
@@ -210,7 +210,7 @@ impl Fingerprinter {
         if let Some(all) = self.everything.get() {
             return Ok(all);
         }
-        let all = crate::pydeps::all_project_files(&self.root, &self.skip)?;
+        let all = crate::analyze::pydeps::all_project_files(&self.root, &self.skip)?;
         Ok(self.everything.get_or_init(|| all))
     }
 
@@ -259,7 +259,7 @@ impl Fingerprinter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::Quality;
+    use crate::config::Quality;
 
     fn inputs() -> Inputs {
         Inputs {

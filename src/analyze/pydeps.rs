@@ -14,8 +14,8 @@ use std::sync::Mutex;
 
 use tree_sitter::{Node, Parser};
 
+use crate::analyze::hashcache::HashCache;
 use crate::error::Error;
-use crate::hashcache::HashCache;
 
 /// What one Python file says about its dependencies.
 #[derive(Debug, Clone, Default, PartialEq)]

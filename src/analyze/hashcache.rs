@@ -120,7 +120,7 @@ impl HashCache {
             // Drop entries of files that are gone.
             let live: HashMap<&PathBuf, &Known> = k.iter().filter(|(p, _)| p.exists()).collect();
             if let Ok(bytes) = serde_json::to_vec(&live) {
-                let _ = crate::store::write_atomic(path, &bytes);
+                let _ = crate::fsutil::write_atomic(path, &bytes);
             }
         }
     }

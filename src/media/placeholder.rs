@@ -3,12 +3,12 @@
 //! keeps its timing (the mux holds the card for as long as its narration).
 use std::path::Path;
 
+use crate::analyze::hashcache::HashCache;
+use crate::cache::store::{Entry, now_unix};
 use crate::error::Error;
-use crate::hashcache::HashCache;
-use crate::media::{Ffmpeg, VideoInfo};
+use crate::ffmpeg::{Ffmpeg, VideoInfo};
 use crate::scene::{Scene, SceneError};
 use crate::settings::BuildSettings;
-use crate::store::{Entry, now_unix};
 
 /// Seconds a card lasts before any hold for narration.
 const CARD_SECONDS: u32 = 2;
@@ -61,7 +61,7 @@ pub async fn card(
         cmd.args([
             "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", &source, "-vf", &filter,
         ])
-        .args(crate::media::manim_x264_args(timescale))
+        .args(crate::ffmpeg::manim_x264_args(timescale))
         .args(["-f", "mp4"])
         .arg(tmp.path());
         // Own process group, dies with parender, killed with it if dropped.
@@ -122,7 +122,7 @@ mod tests {
             class: "A".into(),
             line: None,
             audio: None,
-            timeout: crate::discover::DEFAULT_TIMEOUT,
+            timeout: crate::config::DEFAULT_TIMEOUT,
             title: None,
         };
         let settings = BuildSettings::resolve(&Config::default(), &Overrides::default());

@@ -5,15 +5,21 @@ use std::process::ExitCode;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::build::{BuildStats, prepare, stats_path, why_stale};
-use crate::cli::{CacheCommand, StatusArgs};
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use crate::config::Quality;
+use crate::report::MessageFormat;
+
+use crate::analyze::toolchain::Toolchain;
+use crate::cache::store::{LocalStore, Lookup, Store};
+use crate::commands::build::{BuildStats, prepare, stats_path, why_stale};
 use crate::error::Error;
 use crate::messages::Message;
 use crate::project::Project;
 use crate::report::Reporter;
 use crate::settings::Overrides;
-use crate::store::{LocalStore, Lookup, Store};
-use crate::toolchain::Toolchain;
 
 /// A line on stdout (stderr): a closed pipe ends the output, not the command.
 macro_rules! say {
@@ -124,12 +130,14 @@ fn human_size(bytes: u64) -> String {
 pub fn cache(command: CacheCommand, project: Option<&Path>) -> Result<(), Error> {
     let project = Project::open(project)?;
     let state = project.state_dir();
-    let hashes = std::sync::Arc::new(crate::hashcache::HashCache::load(state.join("hashes.json")));
+    let hashes = std::sync::Arc::new(crate::analyze::hashcache::HashCache::load(
+        state.join("hashes.json"),
+    ));
     let store = LocalStore::open(state.join("cache"), hashes);
     match command {
         CacheCommand::Stats => {
             let usage = store.usage()?;
-            let videos = crate::store::Usage::total(&usage);
+            let videos = crate::cache::store::Usage::total(&usage);
             let builds: Vec<BuildStats> = std::fs::read(stats_path(&project))
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok())
@@ -146,7 +154,7 @@ pub fn cache(command: CacheCommand, project: Option<&Path>) -> Result<(), Error>
             );
             say!(
                 "on disk:    {} (with muxed audio, Manim's media folders and memos)",
-                human_size(crate::store::dir_size(&state))
+                human_size(crate::fsutil::dir_size(&state))
             );
             if hit + miss > 0 {
                 say!(
@@ -172,7 +180,7 @@ pub fn cache(command: CacheCommand, project: Option<&Path>) -> Result<(), Error>
             if let Ok(rd) = std::fs::read_dir(project.output_dir()) {
                 for e in rd.flatten() {
                     if e.file_type().is_ok_and(|t| t.is_dir()) {
-                        let swept = crate::store::remove_abandoned(&e.path(), |n| {
+                        let swept = crate::fsutil::remove_abandoned(&e.path(), |n| {
                             n.starts_with('.') && n.ends_with(".partial")
                         });
                         r.temps += swept.removed;
@@ -232,4 +240,32 @@ pub fn clean(project: Option<&Path>, reporter: &Reporter) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Entries, size, and how well the cache served the last builds
+    Stats,
+    /// Evict least recently used renders until the cache fits
+    Gc {
+        /// Size to trim to, e.g. 500MB or 2GB (default: `cache_max_size`, else 2GB)
+        #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+        max_size: Option<u64>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[arg(long, value_name = "DIR")]
+    pub project: Option<PathBuf>,
+    #[arg(long)]
+    pub release: bool,
+    #[arg(long, short = 'q', value_name = "Q", value_parser = crate::commands::build::parse_quality)]
+    pub quality: Option<Quality>,
+    #[arg(long, value_enum, default_value = "human", value_name = "FMT")]
+    pub message_format: MessageFormat,
+}
+
+fn parse_size_arg(s: &str) -> Result<u64, String> {
+    crate::config::parse_size(s).ok_or_else(|| "expected a size like 500MB or 2GB".into())
 }

@@ -1,8 +1,8 @@
 //! Planning: for each scene, render it, take it from the cache, or (when the
 //! build was restricted to some scenes) reuse the last render it has.
+use crate::cache::store::{Entry, Lookup, Store};
 use crate::error::Error;
 use crate::scene::Scene;
-use crate::store::{Entry, Lookup, Store};
 
 #[derive(Debug)]
 pub enum Action {
@@ -89,8 +89,8 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::store::LocalStore;
     use crate::scene::SceneId;
-    use crate::store::LocalStore;
 
     fn scene(class: &str) -> Scene {
         Scene {
@@ -99,7 +99,7 @@ mod tests {
             class: class.into(),
             line: None,
             audio: None,
-            timeout: crate::discover::DEFAULT_TIMEOUT,
+            timeout: crate::config::DEFAULT_TIMEOUT,
             title: None,
         }
     }
@@ -113,23 +113,31 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let store = LocalStore::open(
             t.path().join("cache"),
-            std::sync::Arc::new(crate::hashcache::HashCache::default()),
+            std::sync::Arc::new(crate::analyze::hashcache::HashCache::default()),
         );
         let v = t.path().join("v.mp4");
         std::fs::write(&v, b"v").unwrap();
         let scenes = vec![scene("A"), scene("B"), scene("C"), scene("D")];
         // A and B were rendered with their current keys, C with an old key.
         store
-            .put(entry("ka", &scenes[0]), &v, crate::store::Extras::default())
+            .put(
+                entry("ka", &scenes[0]),
+                &v,
+                crate::cache::store::Extras::default(),
+            )
             .unwrap();
         store
-            .put(entry("kb", &scenes[1]), &v, crate::store::Extras::default())
+            .put(
+                entry("kb", &scenes[1]),
+                &v,
+                crate::cache::store::Extras::default(),
+            )
             .unwrap();
         store
             .put(
                 entry("kc-old", &scenes[2]),
                 &v,
-                crate::store::Extras::default(),
+                crate::cache::store::Extras::default(),
             )
             .unwrap();
         let keys: Vec<String> = ["ka", "kb", "kc", "kd"].map(String::from).to_vec();

@@ -1,0 +1,10 @@
+//! Commands: one module per subcommand, each owning its arguments.
+//! [`build`] runs the pipeline once, [`watch`] keeps running it, [`status`]
+//! reports on scenes and the cache, [`doctor`] checks the toolchain and
+//! [`init`] starts a project, [`scenes`] lists the scenes.
+pub mod build;
+pub mod doctor;
+pub mod init;
+pub mod scenes;
+pub mod status;
+pub mod watch;

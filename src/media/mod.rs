@@ -1,0 +1,11 @@
+//! Media: from rendered scenes to the published video. [`mux`] joins each
+//! scene with its narration to whole frames, [`placeholder`] stands in for a
+//! scene that failed, [`timeline`] places scenes at exact frames,
+//! [`subtitles`] shifts cues onto it, [`stitch`] joins everything into one
+//! video, and [`publish`] drives mux → stitch and records what was published.
+pub mod mux;
+pub mod placeholder;
+pub mod publish;
+pub mod stitch;
+pub mod subtitles;
+pub mod timeline;
