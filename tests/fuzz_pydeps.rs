@@ -18,8 +18,8 @@ use std::path::{Component, Path};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use parender::hashcache::HashCache;
-use parender::pydeps::{Analyzer, Closure, FileFacts, facts};
+use parender::analyze::hashcache::HashCache;
+use parender::analyze::pydeps::{Analyzer, Closure, FileFacts, facts};
 use proptest::prelude::*;
 
 /// Longest any one analysis may take, even in a debug build.
