@@ -40,6 +40,11 @@ pub struct VideoInfo {
 }
 
 impl VideoInfo {
+    /// Frames per second.
+    pub fn fps(&self) -> f64 {
+        self.fps_num as f64 / self.fps_den.max(1) as f64
+    }
+
     pub fn seconds(&self) -> f64 {
         self.frames as f64 * self.fps_den as f64 / self.fps_num as f64
     }

@@ -83,6 +83,10 @@ pub enum Message {
         subtitles: Option<String>,
         /// The chapter list written beside the video (`.chapters.txt`).
         chapters: Option<String>,
+        /// Where the time went, and the chain of steps that set the
+        /// build's length (`--explain` prints it).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        timings: Option<Timings>,
     },
     /// `watch`: a debounced batch of changed files.
     WatchChange {
@@ -105,6 +109,24 @@ pub struct SceneListing {
     pub scene_sound: Option<bool>,
     /// Its chapter title.
     pub title: String,
+}
+
+/// Seconds spent in each stage of a build.
+#[derive(Debug, Clone, Serialize)]
+pub struct Timings {
+    pub prepare: f64,
+    pub render: f64,
+    pub publish: f64,
+    /// The steps one after the other that made the build as long as it was:
+    /// preparing, the render that finished last (and its wait for a job
+    /// slot), publishing.
+    pub critical_path: Vec<CriticalStep>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CriticalStep {
+    pub step: String,
+    pub seconds: f64,
 }
 
 #[cfg(test)]
@@ -140,6 +162,7 @@ mod tests {
             superseded: false,
             subtitles: None,
             chapters: Some("out/dev/x.chapters.txt".into()),
+            timings: None,
         };
         let v: serde_json::Value = serde_json::to_value(&m).unwrap();
         assert_eq!(v["reason"], "build-finished");

@@ -1,0 +1,219 @@
+//! Which stale scene renders when: longest first, as many at once as the
+//! profile's `jobs`, each on its own task.
+//!
+//! A build's length is at least its longest render, so starting that one
+//! last leaves every other job slot idle at the end. Renders are started in
+//! order of expected time, longest first (LPT scheduling): the scene's last
+//! recorded render time in this profile, else in the other profile scaled
+//! by the pixel rate, else an estimate from the number of animations in its
+//! class.
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::prepare::{Prepared, why_stale};
+use super::task::{Done, RenderTask};
+use super::{Services, Tally, WatchHooks};
+use crate::cache::store::{Lookup, Store};
+use crate::error::Error;
+use crate::project::Project;
+use crate::render::RenderJob;
+use crate::report::{Reporter, Timer};
+use crate::scene::SceneError;
+use crate::settings::RenderSettings;
+
+/// What every render of one build shares.
+pub(super) struct Context<'a> {
+    pub project: &'a Project,
+    pub p: &'a Prepared,
+    pub services: &'a Services,
+    pub reporter: &'a Arc<Reporter>,
+    pub cancel: &'a CancellationToken,
+    pub watch: Option<&'a Arc<WatchHooks>>,
+}
+
+/// How long the renders took, and the one that finished last (the build's
+/// critical path runs through it).
+#[derive(Debug, Clone, Default)]
+pub(super) struct RenderTimings {
+    pub wall: f64,
+    pub last: Option<LastRender>,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct LastRender {
+    pub scene: String,
+    /// Seconds it waited for a job slot.
+    pub waited: f64,
+    pub seconds: f64,
+}
+
+/// Renders the stale scenes, longest first, and records each result.
+pub(super) async fn render_stale(
+    ctx: &Context<'_>,
+    mut stale: Vec<(usize, Option<String>)>,
+    tally: &mut Tally,
+) -> Result<RenderTimings, Error> {
+    let timer = Timer::start();
+    let expected: Vec<f64> = stale
+        .iter()
+        .map(|(i, _)| expected_seconds(ctx.p, &ctx.project.root, *i))
+        .collect();
+    let mut order: Vec<usize> = (0..stale.len()).collect();
+    order.sort_by(|a, b| expected[*b].total_cmp(&expected[*a]).then(a.cmp(b)));
+    let mut ordered: Vec<(usize, Option<String>)> = order
+        .iter()
+        .map(|k| std::mem::take(&mut stale[*k]))
+        .collect();
+    ctx.reporter.start_progress(ordered.len());
+    let slots = Arc::new(Semaphore::new(ctx.p.settings.jobs));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, corrupt) in ordered.drain(..) {
+        // Taken here, in order, so the longest renders start first.
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => p.ok(),
+            _ = ctx.cancel.cancelled() => None,
+        };
+        let task = render_task(ctx, i, corrupt.as_deref());
+        let waited = timer.secs();
+        tasks.spawn(async move {
+            let t = Timer::start();
+            let done = match permit {
+                Some(_permit) if !task.cancel.is_cancelled() => task.run().await,
+                _ => Done::Failed(SceneError::plain("cancelled"), String::new(), 0.0),
+            };
+            (i, done, waited, t.secs())
+        });
+    }
+    let mut timings = RenderTimings::default();
+    while let Some(joined) = tasks.join_next().await {
+        let (i, done, waited, secs) =
+            joined.map_err(|e| Error::Other(format!("a render task failed: {e}")))?;
+        timings.last = Some(LastRender {
+            scene: ctx.p.discovery.scenes[i].id.to_string(),
+            waited,
+            seconds: secs,
+        });
+        tally.record(ctx.p, i, done, ctx.watch.is_some());
+    }
+    ctx.reporter.finish_progress();
+    timings.wall = timer.secs();
+    Ok(timings)
+}
+
+fn render_task(ctx: &Context<'_>, i: usize, corrupt: Option<&str>) -> RenderTask {
+    let p = ctx.p;
+    let scene = &p.discovery.scenes[i];
+    let media = ctx
+        .project
+        .state_dir()
+        .join("media")
+        .join(p.settings.profile.name())
+        .join(&blake3::hash(scene.id.0.as_bytes()).to_hex()[..16]);
+    RenderTask {
+        job: RenderJob {
+            scene: scene.clone(),
+            settings: p.settings.render.clone(),
+            project_root: ctx.project.root.clone(),
+            media_dir: media,
+            key: p.keys[i].clone(),
+        },
+        inputs: p.inputs[i].clone(),
+        why: why_stale(p, i, corrupt),
+        profile: p.settings.profile.name().to_string(),
+        renderer: ctx.services.renderer.clone(),
+        store: p.store.clone(),
+        fingerprinter: p.fingerprinter.clone(),
+        ffmpeg: ctx.services.ffmpeg.clone(),
+        reporter: ctx.reporter.clone(),
+        cancel: ctx.cancel.child_token(),
+        stop: ctx.cancel.clone(),
+        watch: ctx.watch.cloned(),
+    }
+}
+
+/// How long scene `i` is expected to render, in seconds.
+pub(super) fn expected_seconds(p: &Prepared, root: &Path, i: usize) -> f64 {
+    let scene = &p.discovery.scenes[i];
+    let here = &p.settings.render;
+    for profile in ["dev", "release"] {
+        if let Ok(Lookup::Hit(e)) = p.store.latest(&scene.id, profile) {
+            let then = pixel_rate(e.info.width, e.info.height, e.info.fps());
+            let now = pixel_rate(here.width, here.height, here.fps as f64);
+            let scale = if profile == p.settings.profile.name() {
+                1.0
+            } else {
+                (now / then.max(1.0)).powf(0.7)
+            };
+            return e.render_seconds * scale;
+        }
+    }
+    estimate_seconds(&root.join(&scene.file), scene.line, here)
+}
+
+fn pixel_rate(width: u32, height: u32, fps: f64) -> f64 {
+    width as f64 * height as f64 * fps
+}
+
+/// A scene never rendered: a second to start, and per animation in its
+/// class (`play` and `wait` calls) about 0.3 s at 480p15, growing with the
+/// pixel rate (encoding is not all of a render's time, hence the power).
+pub(super) fn estimate_seconds(file: &Path, line: Option<u32>, r: &RenderSettings) -> f64 {
+    let source = std::fs::read_to_string(file).unwrap_or_default();
+    let animations = class_animations(&source, line.unwrap_or(1) as usize).max(1);
+    let scale = (pixel_rate(r.width, r.height, r.fps as f64) / pixel_rate(854, 480, 15.0))
+        .max(0.1)
+        .powf(0.7);
+    1.0 + 0.3 * animations as f64 * scale
+}
+
+/// `play(` and `wait(` calls in the class starting at 1-based `line`, up
+/// to the next top-level statement.
+fn class_animations(source: &str, line: usize) -> usize {
+    source
+        .lines()
+        .skip(line.saturating_sub(1))
+        .enumerate()
+        .take_while(|(n, l)| *n == 0 || l.is_empty() || l.starts_with([' ', '\t', '#']))
+        .map(|(_, l)| l.matches(".play(").count() + l.matches(".wait(").count())
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn animations_are_counted_in_the_class_alone() {
+        let src = "from manim import *\n\nclass A(Scene):\n    def construct(self):\n        self.play(X)\n\n        self.wait()\n\nclass B(Scene):\n    def construct(self):\n        self.play(Y); self.play(Z)\n";
+        assert_eq!(class_animations(src, 3), 2);
+        assert_eq!(class_animations(src, 9), 2);
+        assert_eq!(class_animations(src, 1), 0);
+    }
+
+    #[test]
+    fn more_animations_and_pixels_take_longer() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("s.py");
+        std::fs::write(&f, "class A(Scene):\n    def construct(self):\n        self.play(X)\n        self.play(Y)\n        self.wait()\n").unwrap();
+        let low = RenderSettings {
+            quality: crate::config::Quality::Low,
+            width: 854,
+            height: 480,
+            fps: 15,
+            manim_args: vec![],
+        };
+        let high = RenderSettings {
+            quality: crate::config::Quality::High,
+            width: 1920,
+            height: 1080,
+            fps: 60,
+            manim_args: vec![],
+        };
+        let a = estimate_seconds(&f, Some(1), &low);
+        assert!((a - 1.9).abs() < 1e-9, "{a}");
+        assert!(estimate_seconds(&f, Some(1), &high) > 3.0 * a);
+    }
+}
