@@ -50,26 +50,9 @@ const MAX_ATTEMPTS: usize = 3;
 impl RenderTask {
     pub(super) async fn run(mut self) -> Done {
         let id = self.job.scene.id.0.clone();
-        let (store, scene, profile) = (
-            self.store.clone(),
-            self.job.scene.id.clone(),
-            self.profile.clone(),
-        );
-        let lock = tokio::task::spawn_blocking(move || store.lock_scene(&scene, &profile)).await;
-        let _lock = match lock {
-            Ok(Ok(l)) => l,
-            Ok(Err(e)) => {
-                return self.finish(
-                    &id,
-                    Done::Failed(SceneError::plain(e.to_string()), String::new(), 0.0),
-                );
-            }
-            Err(e) => {
-                return self.finish(
-                    &id,
-                    Done::Failed(SceneError::plain(e.to_string()), String::new(), 0.0),
-                );
-            }
+        let _lock = match self.lock().await {
+            Ok(l) => l,
+            Err(e) => return self.finish(&id, Done::Failed(e, String::new(), 0.0)),
         };
         if self.cancel.is_cancelled() {
             return Done::Failed(SceneError::plain("cancelled"), String::new(), 0.0);
@@ -78,98 +61,113 @@ impl RenderTask {
         if let Ok(Lookup::Hit(e)) = self.store.get(&self.job.key) {
             return self.finish(&id, Done::CachedMeanwhile(*e));
         }
+        self.set_inflight(&id, true);
+        self.reporter.scene_started(&id, &self.why);
+        let done = self.render_until_inputs_hold(&id).await;
+        self.set_inflight(&id, false);
+        self.finish(&id, done)
+    }
+
+    /// The scene's lock in this profile: one render of a scene at a time,
+    /// across processes.
+    async fn lock(&self) -> Result<crate::cache::store::FileLock, SceneError> {
+        let (store, scene, profile) = (
+            self.store.clone(),
+            self.job.scene.id.clone(),
+            self.profile.clone(),
+        );
+        match tokio::task::spawn_blocking(move || store.lock_scene(&scene, &profile)).await {
+            Ok(Ok(l)) => Ok(l),
+            Ok(Err(e)) => Err(SceneError::plain(e.to_string())),
+            Err(e) => Err(SceneError::plain(e.to_string())),
+        }
+    }
+
+    /// Watch mode: lists the render as in flight, so an edit can cancel it.
+    fn set_inflight(&self, id: &str, on: bool) {
         if let Some(w) = &self.watch
             && let Ok(mut m) = w.inflight.lock()
         {
-            m.insert(id.clone(), (self.job.key.clone(), self.cancel.clone()));
+            if on {
+                m.insert(id.to_string(), (self.job.key.clone(), self.cancel.clone()));
+            } else {
+                m.remove(id);
+            }
         }
-        self.reporter.scene_started(&id, &self.why);
+    }
+
+    /// Renders, then hashes the inputs again: an input edited during the
+    /// render must not be stored under the new content's key. An edited
+    /// scene renders again, up to [`MAX_ATTEMPTS`] times.
+    async fn render_until_inputs_hold(&mut self, id: &str) -> Done {
         let t = Timer::start();
-        let mut attempt = 0;
-        let done = loop {
-            attempt += 1;
-            let progress = |n: u32| self.reporter.scene_progress(&id, n);
+        for attempt in 1..=MAX_ATTEMPTS {
+            let progress = |n: u32| self.reporter.scene_progress(id, n);
             let result = self
                 .renderer
                 .render(&self.job, &progress, &self.cancel)
                 .await;
             let secs = t.secs();
-            match result {
-                Ok(out) => {
-                    // An input edited during the render must not be stored
-                    // under the new content's key: hash again and compare.
-                    self.fingerprinter.refresh(&self.inputs);
-                    let now = match self.fingerprinter.inputs(&self.job.scene) {
-                        Ok(i) => i,
-                        Err(e) => {
-                            break Done::Failed(
-                                SceneError::plain(e.to_string()),
-                                String::new(),
-                                secs,
-                            );
-                        }
-                    };
-                    if now != self.inputs {
-                        if attempt < MAX_ATTEMPTS {
-                            self.reporter.warning(&format!(
-                                "{id}: its inputs changed during the render ({}); rendering it again",
-                                explain(Some(&self.inputs), &now).join(", ")
-                            ));
-                            self.job.key = now.key();
-                            self.inputs = now;
-                            continue;
-                        }
-                        break Done::Failed(
-                            SceneError::plain(
-                                "its inputs kept changing while it rendered; try again when the edits settle",
-                            ),
-                            String::new(),
-                            secs,
-                        );
-                    }
-                    match self.store_render(out, secs).await {
-                        Ok(e) => break Done::Rendered(e, secs),
-                        Err(e) => {
-                            break Done::Failed(
-                                SceneError::plain(e.to_string()),
-                                String::new(),
-                                secs,
-                            );
-                        }
-                    }
+            let out = match result {
+                Ok(out) => out,
+                Err(f) => return self.failed(f, secs),
+            };
+            self.fingerprinter.refresh(&self.inputs);
+            let now = match self.fingerprinter.inputs(&self.job.scene) {
+                Ok(i) => i,
+                Err(e) => {
+                    return Done::Failed(SceneError::plain(e.to_string()), String::new(), secs);
                 }
-                Err(f) => {
-                    let detail = match &f {
-                        RenderFailure::Failed {
-                            traceback,
-                            log_tail,
-                            ..
-                        } if traceback.is_empty() => log_tail.clone(),
-                        RenderFailure::Failed { traceback, .. } => {
-                            user_traceback(traceback, &self.job.project_root)
-                        }
-                        _ => String::new(),
-                    };
-                    if matches!(f, RenderFailure::Cancelled) && !self.stop.is_cancelled() {
-                        break Done::Superseded;
-                    }
-                    if !matches!(f, RenderFailure::Cancelled) {
-                        let _ = self.store.record_failure(
-                            &self.job.key,
-                            &self.job.scene.id,
-                            Some(&f.error()),
-                        );
-                    }
-                    break Done::Failed(f.error(), detail, secs);
-                }
+            };
+            if now == self.inputs {
+                return match self.store_render(out, secs).await {
+                    Ok(e) => Done::Rendered(e, secs),
+                    Err(e) => Done::Failed(SceneError::plain(e.to_string()), String::new(), secs),
+                };
             }
-        };
-        if let Some(w) = &self.watch
-            && let Ok(mut m) = w.inflight.lock()
-        {
-            m.remove(&id);
+            if attempt < MAX_ATTEMPTS {
+                self.reporter.warning(&format!(
+                    "{id}: its inputs changed during the render ({}); rendering it again",
+                    explain(Some(&self.inputs), &now).join(", ")
+                ));
+                self.job.key = now.key();
+                self.inputs = now;
+            }
         }
-        self.finish(&id, done)
+        Done::Failed(
+            SceneError::plain(
+                "its inputs kept changing while it rendered; try again when the edits settle",
+            ),
+            String::new(),
+            t.secs(),
+        )
+    }
+
+    /// A failed render: the error and what to show below it (the user's
+    /// frames of the traceback, else Manim's log), recorded for `status`.
+    /// A render cancelled by an edit (not by Ctrl-C) was superseded.
+    fn failed(&self, f: RenderFailure, secs: f64) -> Done {
+        let detail = match &f {
+            RenderFailure::Failed {
+                traceback,
+                log_tail,
+                ..
+            } if traceback.is_empty() => log_tail.clone(),
+            RenderFailure::Failed { traceback, .. } => {
+                user_traceback(traceback, &self.job.project_root)
+            }
+            _ => String::new(),
+        };
+        if matches!(f, RenderFailure::Cancelled) {
+            if !self.stop.is_cancelled() {
+                return Done::Superseded;
+            }
+        } else {
+            let _ = self
+                .store
+                .record_failure(&self.job.key, &self.job.scene.id, Some(&f.error()));
+        }
+        Done::Failed(f.error(), detail, secs)
     }
 
     fn finish(&self, id: &str, done: Done) -> Done {
