@@ -59,6 +59,31 @@ pub struct Config {
     pub scene: BTreeMap<String, SceneOverride>,
     #[serde(default)]
     pub watch: WatchConfig,
+    #[serde(default)]
+    pub render: RenderConfig,
+}
+
+/// `[render]`: how scenes are rendered.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenderConfig {
+    /// `warm` (default): forked from a Python that imported Manim once;
+    /// `cli`: a fresh Python process per render.
+    #[serde(default)]
+    pub backend: Backend,
+    /// Split a long scene into animation ranges rendered in parallel, where
+    /// that is frame-exact (default true).
+    #[serde(default)]
+    pub split: Option<bool>,
+}
+
+/// `[render] backend`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    #[default]
+    Warm,
+    Cli,
 }
 
 /// `[watch]`: how `parender watch` watches.

@@ -19,6 +19,7 @@ pub mod media;
 pub mod messages;
 pub mod procs;
 pub mod project;
+pub mod python;
 pub mod render;
 pub mod report;
 pub mod scene;

@@ -553,6 +553,91 @@ pub async fn output(mut cmd: Command) -> std::io::Result<Output> {
     child.wait_with_output().await
 }
 
+/// A fresh mark for a process parender does not spawn itself (a warm
+/// worker's forked child): give it `TREE_VAR=<token>` in its environment,
+/// then supervise it with [`supervise_foreign`].
+pub fn tree_token() -> String {
+    new_token()
+}
+
+/// [`run_group`] for a process that another process forked and reaps (a warm
+/// worker's child): `pid` leads its own process group, set itself up as
+/// [`contain`] would (death signal, subreaper) and carries
+/// `TREE_VAR=token`; `exited` resolves with its status once its parent has
+/// reaped it. On timeout or `cancel` the group and the known descendants get
+/// SIGTERM, then SIGKILL after [`GRACE`], and `exited` is still awaited, so
+/// the parent is ready for more work when this returns. Either way
+/// everything the process started is ended, as for [`run_group`]; if the
+/// future is dropped, the group and its strays are killed at once.
+pub async fn supervise_foreign<F>(
+    pid: i32,
+    token: &str,
+    exited: F,
+    timeout: Duration,
+    cancel: &CancellationToken,
+) -> std::io::Result<Outcome>
+where
+    F: std::future::Future<Output = std::io::Result<ExitStatus>>,
+{
+    let deadline = deadline_after(timeout);
+    let mut tree = Tree::new(pid, token);
+    tokio::pin!(exited);
+    let mut scan = tokio::time::interval_at(Instant::now() + SCAN_EVERY, SCAN_EVERY);
+    scan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let outcome = loop {
+        tokio::select! {
+            status = &mut exited => break status.map(Outcome::Exited),
+            _ = tokio::time::sleep_until(deadline) => {
+                break stop_foreign(&mut tree, exited.as_mut()).await.map(|()| Outcome::TimedOut);
+            }
+            _ = cancel.cancelled() => {
+                break stop_foreign(&mut tree, exited.as_mut()).await.map(|()| Outcome::Cancelled);
+            }
+            _ = scan.tick() => tree.record(),
+        }
+    };
+    // Reaped by its parent (or, if that died, by init): its pid is no
+    // longer its own.
+    tree.root_reaped = true;
+    tree.end().await;
+    outcome
+}
+
+/// [`stop`] for a process another one reaps: its end is `exited`.
+async fn stop_foreign<F>(tree: &mut Tree, mut exited: std::pin::Pin<&mut F>) -> std::io::Result<()>
+where
+    F: std::future::Future<Output = std::io::Result<ExitStatus>>,
+{
+    tree.record();
+    kill_group(tree.root, libc::SIGTERM);
+    for p in tree.strays() {
+        signal(&p, libc::SIGTERM);
+    }
+    if let Ok(status) = tokio::time::timeout(GRACE, exited.as_mut()).await {
+        return status.map(drop);
+    }
+    tree.record();
+    kill_group(tree.root, libc::SIGKILL);
+    exited.await.map(drop)
+}
+
+/// The end of a file (at most what [`run_group`] keeps of a pipe): the
+/// output of a process that wrote to files instead of pipes. Empty if the
+/// file cannot be read.
+pub fn file_tail(path: &std::path::Path) -> Vec<u8> {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let len = f.metadata().map_or(0, |m| m.len());
+    let from = len.saturating_sub(KEEP_BYTES as u64);
+    let mut kept = Vec::new();
+    if f.seek(SeekFrom::Start(from)).is_ok() {
+        let _ = f.take(KEEP_BYTES as u64).read_to_end(&mut kept);
+    }
+    kept
+}
+
 /// The last `lines` lines of captured output, as text.
 pub fn tail_lines(bytes: &[u8], lines: usize) -> String {
     let text = String::from_utf8_lossy(bytes);

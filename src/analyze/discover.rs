@@ -21,6 +21,7 @@ use crate::config::DEFAULT_TIMEOUT;
 use crate::error::Error;
 use crate::fsutil::{natural_path_cmp, walk};
 use crate::project::Project;
+use crate::python::{PythonRun, Runner};
 use crate::scene::matches;
 use crate::scene::{Scene, SceneError, SceneId};
 
@@ -133,10 +134,11 @@ pub fn scene_files(project: &Project, warnings: &mut Vec<String>) -> Result<Vec<
 /// Runs the embedded discovery script with the project's Python.
 async fn ask_python(
     project: &Project,
-    python: &Path,
+    runner: &Runner,
     files: &[String],
     cancel: &CancellationToken,
 ) -> Result<PythonReport, Error> {
+    let python = runner.python();
     // Loading a scene file runs its module-level code: each file gets
     // `load` (the script stops it after that), the whole run a bound that
     // only a Python stuck outside the files (importing Manim) reaches.
@@ -147,16 +149,20 @@ async fn ask_python(
         .unwrap_or(DEFAULT_TIMEOUT)
         .min(LOAD_TIMEOUT);
     let limit = Duration::from_secs(120) + load * (files.len() as u32).max(1);
-    let mut cmd = tokio::process::Command::new(python);
-    cmd.arg("-c")
-        .arg(DISCOVER_PY)
-        .arg(format!("{:.3}", load.as_secs_f64()))
-        .args(files)
-        .current_dir(&project.root)
-        .env("PYTHONDONTWRITEBYTECODE", "1");
+    let mut args = vec![format!("{:.3}", load.as_secs_f64()).into()];
+    args.extend(files.iter().map(Into::into));
+    let run = PythonRun {
+        script: DISCOVER_PY.into(),
+        args,
+        env: Vec::new(),
+        cwd: project.root.clone(),
+        timeout: limit,
+    };
     // Its own process group, killed as a whole: nothing a scene file starts
-    // while loading outlives discovery.
-    let out = crate::procs::run_group(cmd, limit, cancel)
+    // while loading outlives discovery. A warm worker answers in
+    // milliseconds: Manim is imported already.
+    let out = runner
+        .run(&run, cancel)
         .await
         .map_err(|e| Error::Toolchain {
             message: format!("cannot run Python `{}`: {e}", python.display()),
@@ -224,7 +230,7 @@ fn discovery_key(
 /// asked only about files whose closure changed since it last answered.
 pub async fn discover(
     project: &Project,
-    python: &Path,
+    runner: &Runner,
     versions: &ToolVersions,
     fp: &Fingerprinter,
     cancel: &CancellationToken,
@@ -248,7 +254,8 @@ pub async fn discover(
     }
     let mut answers: BTreeMap<String, FileReport> = BTreeMap::new();
     if !ask.is_empty() {
-        let report = ask_python(project, python, &ask, cancel).await?;
+        let report = ask_python(project, runner, &ask, cancel).await?;
+        let python = runner.python();
         if report.manim.is_none() {
             return Err(Error::Toolchain {
                 message: format!(

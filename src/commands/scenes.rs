@@ -26,7 +26,7 @@ pub async fn list_scenes(args: &ScenesArgs, reporter: &Reporter) -> Result<(), E
     let p = crate::commands::build::prepare(
         &project,
         &Overrides::default(),
-        &python,
+        &crate::python::Runner::cold(&python),
         &CancellationToken::new(),
     )
     .await?;

@@ -46,7 +46,13 @@ pub async fn status(args: &StatusArgs, reporter: &Reporter) -> Result<ExitCode, 
         quality: args.quality,
         jobs: None,
     };
-    let p = prepare(&project, &overrides, &python, &CancellationToken::new()).await?;
+    let p = prepare(
+        &project,
+        &overrides,
+        &crate::python::Runner::cold(&python),
+        &CancellationToken::new(),
+    )
+    .await?;
     let mut stale = 0;
     for (i, scene) in p.discovery.scenes.iter().enumerate() {
         let (state, why, error) = match p.store.get(&p.keys[i])? {

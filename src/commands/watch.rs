@@ -202,10 +202,14 @@ fn start(
         watch: Some(hooks.clone()),
         ..Default::default()
     };
-    let handle =
-        tokio::spawn(
-            async move { build::build(&project, &opts, &services, &reporter, &cancel).await },
-        );
+    let handle = tokio::spawn(async move {
+        let built = build::build(&project, &opts, &services, &reporter, &cancel).await;
+        // Warm workers ready before the next edit arrives (a no-op when
+        // they run; restarted here after Manim or manim.cfg changed).
+        let runner = services.runner.clone();
+        tokio::spawn(async move { runner.warm_up().await });
+        built
+    });
     Cycle { handle, hooks }
 }
 
@@ -228,7 +232,7 @@ async fn supersede(cycle: &Cycle, project: &Project, overrides: &Overrides, serv
     let fresh = build::prepare(
         project,
         overrides,
-        &services.python,
+        &services.runner,
         &CancellationToken::new(),
     )
     .await;

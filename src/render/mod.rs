@@ -3,7 +3,9 @@
 //! [`cli::ManimRenderer`] runs Manim's command line in a fresh Python
 //! process per scene; [`fake::FakeRenderer`] stands in for Manim in tests.
 pub mod cli;
+pub mod driver;
 pub mod fake;
+pub mod warm;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

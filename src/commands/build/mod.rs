@@ -23,13 +23,15 @@ use crate::analyze::discover;
 use crate::analyze::toolchain::Toolchain;
 use crate::cache::plan::{self, Action};
 use crate::cache::store::{Entry, Lookup, Store};
-use crate::config::Quality;
+use crate::config::{Backend, Quality};
 use crate::error::Error;
 use crate::ffmpeg::Ffmpeg;
 use crate::media::publish;
 use crate::project::Project;
+use crate::python::Runner;
 use crate::render::Renderer;
 use crate::render::cli::ManimRenderer;
+use crate::render::warm::WarmRenderer;
 use crate::report::{MessageFormat, Reporter, Timer, fail};
 use crate::scene::SceneError;
 use crate::settings::Overrides;
@@ -78,7 +80,9 @@ pub struct BuildOutcome {
 pub struct Services {
     pub renderer: Arc<dyn Renderer>,
     pub ffmpeg: Ffmpeg,
-    pub python: PathBuf,
+    /// Runs discovery (and, with the warm backend, renders): warm workers
+    /// that live as long as these services.
+    pub runner: Arc<Runner>,
 }
 
 /// What the renders of one build came to, scene by scene.
@@ -167,8 +171,11 @@ pub async fn build(
     cancel: &CancellationToken,
 ) -> Result<BuildOutcome, Error> {
     let timer = Timer::start();
-    let p = prepare(project, &opts.overrides, &services.python, cancel).await?;
+    let p = prepare(project, &opts.overrides, &services.runner, cancel).await?;
     let prepared_in = timer.secs();
+    if let Some(w) = services.runner.take_warning().await {
+        reporter.warning(&w);
+    }
     let selected = discover::select(&p.discovery.scenes, &opts.scenes)?;
     let output = output_path(project, &p.settings, opts.output.as_deref());
     check_output(project, &p, &output)?;
@@ -191,6 +198,13 @@ pub async fn build(
         cancel,
         watch: opts.watch.as_ref(),
     };
+    if !stale.is_empty() {
+        // Before the first render, so a fallback's warning comes first.
+        services.runner.warm_up().await;
+        if let Some(w) = services.runner.take_warning().await {
+            reporter.warning(&w);
+        }
+    }
     let renders = schedule::render_stale(&ctx, stale, &mut tally).await?;
     if cancel.is_cancelled() {
         p.hashes.save();
@@ -443,10 +457,20 @@ pub fn services(project: &Project) -> Result<Services, Error> {
         ffmpeg: tools.ffmpeg.clone(),
         ffprobe: tools.ffprobe.clone(),
     };
+    let backend = project.config.render.backend;
+    let runner = Arc::new(Runner::new(
+        &tools.python,
+        &project.root,
+        backend == Backend::Warm,
+    ));
     let renderer: Arc<dyn crate::render::Renderer> =
         if std::env::var_os("PARENDER_FAKE_RENDERER").is_some_and(|v| v == "1") {
             Arc::new(crate::render::fake::FakeRenderer {
                 ffmpeg: ffmpeg.clone(),
+            })
+        } else if backend == Backend::Warm {
+            Arc::new(WarmRenderer {
+                runner: runner.clone(),
             })
         } else {
             Arc::new(ManimRenderer {
@@ -456,6 +480,6 @@ pub fn services(project: &Project) -> Result<Services, Error> {
     Ok(Services {
         renderer,
         ffmpeg,
-        python: tools.python,
+        runner,
     })
 }

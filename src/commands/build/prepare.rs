@@ -11,6 +11,7 @@ use crate::analyze::hashcache::HashCache;
 use crate::cache::store::{LocalStore, Lookup, Store};
 use crate::error::Error;
 use crate::project::Project;
+use crate::python::Runner;
 use crate::settings::{BuildSettings, Overrides};
 
 /// Everything known before anything renders: the scenes, their inputs and
@@ -28,13 +29,14 @@ pub struct Prepared {
 pub async fn prepare(
     project: &Project,
     overrides: &Overrides,
-    python: &Path,
+    runner: &Runner,
     cancel: &CancellationToken,
 ) -> Result<Prepared, Error> {
     let settings = BuildSettings::resolve(&project.config, overrides);
     let state = project.state_dir();
     let versions =
-        crate::analyze::toolchain::versions(python, &state.join("toolchain.json"), cancel).await?;
+        crate::analyze::toolchain::versions(runner.python(), &state.join("toolchain.json"), cancel)
+            .await?;
     let hashes = Arc::new(HashCache::load(state.join("hashes.json")));
     let fingerprinter = Arc::new(Fingerprinter::new(
         project,
@@ -42,7 +44,8 @@ pub async fn prepare(
         versions.clone(),
         hashes.clone(),
     ));
-    let discovery = discover::discover(project, python, &versions, &fingerprinter, cancel).await?;
+    runner.refresh(&versions.manim, settings.jobs).await;
+    let discovery = discover::discover(project, runner, &versions, &fingerprinter, cancel).await?;
     let inputs = discovery
         .scenes
         .iter()
