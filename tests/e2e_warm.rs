@@ -468,11 +468,6 @@ async fn a_python_without_manim_cannot_start_a_pool() {
     ));
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 #[tokio::test]
 async fn requests_beyond_the_pool_wait_and_dropping_the_pool_ends_its_workers() {
     let p = TestProject::new("");
