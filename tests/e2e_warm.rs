@@ -494,3 +494,44 @@ async fn requests_beyond_the_pool_wait_and_dropping_the_pool_ends_its_workers() 
         assert!(!alive(pid as i32), "worker {pid} outlived its pool");
     }
 }
+
+/// When the warm workers cannot start (here: not given the time to import
+/// Manim), the build renders every scene in a fresh Python instead, says so
+/// once, and the video is as it would be. `[render] backend = "cli"` skips
+/// the attempt and the warning.
+#[test]
+fn the_cli_backend_takes_over_with_one_warning_when_the_workers_cannot_start() {
+    let p = TestProject::new("");
+    p.write("scenes/good.py", GOOD);
+    p.write(
+        "scenes/other.py",
+        &GOOD.replace("class Good", "class Other"),
+    );
+    let video = p.path().join("talk.mp4");
+    let out = p
+        .command(&["build", "-o", video.to_str().unwrap()])
+        .env("PARENDER_WARM_START_TIMEOUT", "0")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        err.matches("the warm render workers cannot start").count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains("backend = \"cli\""), "{err}");
+    // Two scenes of 0.4 s at 15 fps.
+    assert_eq!(common::av::count_frames(&video), 12);
+
+    let q = TestProject::new("[render]\nbackend = \"cli\"\n");
+    q.write("scenes/good.py", GOOD);
+    let out = q
+        .command(&["build"])
+        .env("PARENDER_WARM_START_TIMEOUT", "0")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("warm render workers"), "{err}");
+}

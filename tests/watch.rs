@@ -340,3 +340,95 @@ fn real_manim_watch_and_sigint_leaves_no_process() {
         "temp files left"
     );
 }
+
+/// The pids of the Python processes parender (`pid`) started directly: its
+/// warm workers (renders are their children, not parender's).
+fn warm_workers(pid: u32) -> std::collections::BTreeSet<i32> {
+    let mut out = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let comm = stat
+            .get(stat.find('(').unwrap_or(0) + 1..close)
+            .unwrap_or("");
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        if comm.starts_with("python") && fields.get(1) == Some(&pid.to_string().as_str()) {
+            out.insert(entry.file_name().to_string_lossy().parse().unwrap_or(0));
+        }
+    }
+    out
+}
+
+/// Real Manim, warm backend: the workers started for the first build serve
+/// every later one (the same processes), and an edit during a render
+/// cancels it as it cancels a CLI render: its child and what that started
+/// end, and the edited scene renders on the same workers.
+#[test]
+fn warm_workers_outlive_builds_and_a_superseded_warm_render_is_cancelled() {
+    let p = TestProject::new("jobs = 2\n");
+    p.write(
+        "scenes/a.py",
+        "from manim import *\n\n\nclass A(Scene):\n    def construct(self):\n        self.play(FadeIn(Dot()), run_time=0.5)\n",
+    );
+    let mut w = Watch::start(&p, false, &[]);
+    assert_eq!(rendered(&w.next_build()), vec!["scenes/a.py:A"]);
+    let pid = w.child.id();
+    let deadline = Instant::now() + WAIT;
+    let workers = loop {
+        let now = warm_workers(pid);
+        if now.len() == 2 {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "no warm workers: {now:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let pidfile = p.path().join("helper.pid");
+    common::write_hanging_scene(&p, "scenes/b.py", "B", &pidfile, true);
+    w.until("B's render", |v| {
+        v["reason"] == "scene-started" && v["scene"] == "scenes/b.py:B"
+    });
+    while !pidfile.exists() {
+        assert!(Instant::now() < deadline, "B never started its helper");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    p.write(
+        "scenes/b.py",
+        "from manim import *\n\n\nclass B(Scene):\n    def construct(self):\n        self.play(FadeIn(Square()), run_time=0.5)\n",
+    );
+    let build = w.next_build();
+    assert_eq!(rendered(&build), vec!["scenes/b.py:B"]);
+    assert_eq!(build.last().unwrap()["success"], true, "{build:#?}");
+    assert!(
+        !common::pidfile_alive(&pidfile),
+        "the superseded render's helper outlived its cancellation"
+    );
+    assert_eq!(warm_workers(pid), workers, "the warm workers were replaced");
+    assert_eq!(w.stop().code(), Some(130));
+}
+
+/// Manim reads `manim.cfg` once, when it is imported: an edited one must
+/// restart the warm workers, or the next render would use the old settings.
+#[test]
+fn an_edited_manim_cfg_restarts_the_warm_workers() {
+    let p = TestProject::new("");
+    p.write(
+        "scenes/a.py",
+        "from manim import *\n\n\nclass A(Scene):\n    def construct(self):\n        self.play(FadeIn(Dot()), run_time=0.5)\n",
+    );
+    p.write("manim.cfg", "[CLI]\nbackground_color = #0000FF\n");
+    let mut w = Watch::start(&p, false, &[]);
+    let first = w.next_build();
+    let video = std::path::PathBuf::from(first.last().unwrap()["output"].as_str().unwrap());
+    let blue = common::av::corner_colours(&video)[0];
+    assert!(blue[2] > 200 && blue[0] < 50, "{blue:?}");
+    p.write("manim.cfg", "[CLI]\nbackground_color = #FF0000\n");
+    let second = w.next_build();
+    assert_eq!(rendered(&second), vec!["scenes/a.py:A"]);
+    let red = common::av::corner_colours(&video)[0];
+    assert!(red[0] > 200 && red[2] < 50, "{red:?}");
+    assert_eq!(w.stop().code(), Some(130));
+}
