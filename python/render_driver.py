@@ -147,10 +147,300 @@ def seed_randomness(scene_seed):
     Scene.__init__ = __init__
 
 
+# --- Split analysis (PARENDER_ANALYZE): a dry run (`-n 1000000`, every
+# animation skipped, nothing encoded) that records, per animation, its run
+# time and whether its end state could depend on the frames drawn (updaters,
+# frame-by-frame animations), and anything that makes a render split into
+# animation ranges differ from the whole one. parender splits a scene only
+# where this says it is safe; when unsure, this says "unsafe".
+
+# Animations whose end state depends on the steps taken (a skipped animation
+# takes one step): user functions called per frame, numbers rebuilt per
+# frame, flows integrated per frame.
+PATH_DEPENDENT = (
+    ("manim.animation.updaters.update", "UpdateFromFunc"),
+    ("manim.animation.updaters.update", "MaintainPositionRelativeTo"),
+    ("manim.animation.numbers", "ChangingDecimal"),
+    ("manim.animation.movement", "PhaseFlow"),
+)
+FRAME_METHODS = ("interpolate", "interpolate_mobject", "interpolate_submobject", "update_mobjects")
+CLOCK_READS = (
+    "time", "time_ns", "perf_counter", "perf_counter_ns", "monotonic",
+    "monotonic_ns", "process_time", "process_time_ns",
+)
+# These read the clock only when not given a time.
+CLOCK_DEFAULTS = {"localtime": 0, "gmtime": 0, "ctime": 0, "asctime": 0, "strftime": 1}
+
+
+class Analysis:
+    def __init__(self, path):
+        import builtins
+
+        self.path = path
+        self.write_open = builtins.open
+        self.reasons = set()
+        self.user_files = {}
+        self.media_root = None
+
+    def record(self, obj):
+        if not self.path:
+            return
+        with self.write_open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(obj) + "\n")
+
+    def unsafe(self, reason):
+        if reason not in self.reasons:
+            self.reasons.add(reason)
+            self.record({"event": "unsafe", "reason": reason})
+
+    def is_user(self, filename):
+        known = self.user_files.get(filename)
+        if known is None:
+            # `<string>` (this driver, run with -c) and `<frozen ...>` are
+            # not files of the project.
+            user = not filename.startswith("<") and is_user_file(filename)
+            known = self.user_files[filename] = user
+        return known
+
+    def caller_is_user(self, depth=2):
+        return self.is_user(sys._getframe(depth).f_code.co_filename)
+
+    def user_in_stack(self):
+        frame = sys._getframe(2)
+        while frame is not None:
+            if self.is_user(frame.f_code.co_filename):
+                return True
+            frame = frame.f_back
+        return False
+
+
+def install_analysis(path):
+    """Hooks for the dry run; `path` gets its JSON lines (`plan` per
+    animation, `unsafe` per reason, `analyzed` at the end)."""
+    a = Analysis(path)
+    hook_plays(a)
+    hook_scene_calls(a)
+    hook_clock(a)
+    hook_datetime(a)
+    hook_open(a)
+
+
+def leaf_animations(anim):
+    yield anim
+    for sub in getattr(anim, "animations", None) or ():
+        yield from leaf_animations(sub)
+
+
+def path_dependent_classes():
+    import importlib
+
+    found = []
+    for module, name in PATH_DEPENDENT:
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(found)
+
+
+def user_frame_methods(a, cls):
+    """Whether a class the user wrote defines how frames are drawn."""
+    for klass in cls.__mro__:
+        module = sys.modules.get(klass.__module__)
+        file = getattr(module, "__file__", None)
+        if file and a.is_user(file) and any(m in klass.__dict__ for m in FRAME_METHODS):
+            return True
+    return False
+
+
+def animation_mobjects(anim):
+    """Every mobject an animation updates per frame: its own, and copies
+    such as a Transform's start and target (which keep their updaters)."""
+    if hasattr(anim, "get_all_mobjects"):
+        return [m for m in anim.get_all_mobjects() if m is not None]
+    mob = getattr(anim, "mobject", None)
+    return [mob] if mob is not None else []
+
+
+def has_updaters(scene, extra=()):
+    if getattr(scene, "updaters", None) or getattr(scene, "always_update_mobjects", False):
+        return True
+    for mob in list(scene.mobjects) + list(extra):
+        for m in mob.get_family():
+            if getattr(m, "updaters", None):
+                return True
+    return False
+
+
+def hook_plays(a):
+    """One `plan` event per animation, after it ran (skipped) in the dry run."""
+    from manim.animation.animation import Wait
+    from manim.renderer.cairo_renderer import CairoRenderer
+    from manim.scene.scene import Scene
+
+    stepwise = path_dependent_classes()
+    original_play = CairoRenderer.play
+
+    def play(self, scene, *args, **kwargs):
+        index = self.num_plays
+        before = has_updaters(scene)
+        original_play(self, scene, *args, **kwargs)
+        anims = [x for top in (scene.animations or ()) for x in leaf_animations(top)]
+        mobs = [m for x in anims for m in animation_mobjects(x)]
+        frames = any(isinstance(x, stepwise) or user_frame_methods(a, type(x)) for x in anims)
+        if any(isinstance(x, Wait) and x.stop_condition is not None for x in anims):
+            a.unsafe("waits on a condition (wait_until or wait(stop_condition=...))")
+        a.record({
+            "event": "plan",
+            "index": index,
+            "run_time": float(scene.duration),
+            "updaters": bool(before or frames or has_updaters(scene, mobs)),
+        })
+
+    CairoRenderer.play = play
+    original_render = Scene.render
+
+    def render(self, *args, **kwargs):
+        result = original_render(self, *args, **kwargs)
+        a.record({"event": "analyzed", "animations": self.renderer.num_plays})
+        return result
+
+    Scene.render = render
+
+
+def hook_scene_calls(a):
+    """Sound, subcaptions and the scene's clock are placed by scene time,
+    which a piece that skips animations counts differently."""
+    from manim.renderer.cairo_renderer import CairoRenderer
+    from manim.scene.scene import Scene
+
+    def flag(name, reason):
+        original = getattr(Scene, name)
+
+        def wrapper(self, *args, **kwargs):
+            a.unsafe(reason)
+            return original(self, *args, **kwargs)
+
+        setattr(Scene, name, wrapper)
+
+    flag("add_sound", "adds sound (add_sound)")
+    flag("add_subcaption", "adds subcaptions (add_subcaption or play(subcaption=...))")
+
+    def clock_property(store):
+        def get(obj):
+            if a.caller_is_user():
+                a.unsafe("reads the scene's clock (Scene.time / renderer.time)")
+            return store(obj)
+
+        return get
+
+    scene_time = Scene.time.fget
+    Scene.time = property(clock_property(scene_time))
+
+    def set_time(self, value):
+        self.__dict__["_parender_time"] = value
+
+    CairoRenderer.time = property(
+        clock_property(lambda self: self.__dict__.get("_parender_time", 0.0)), set_time
+    )
+
+
+def hook_clock(a):
+    import time
+
+    def wrap(name, arg_index):
+        original = getattr(time, name, None)
+        if original is None:
+            return
+
+        def wrapper(*args, **kwargs):
+            reads_now = arg_index is None or len(args) <= arg_index or args[arg_index] is None
+            if reads_now and not kwargs and a.caller_is_user():
+                a.unsafe(f"reads the clock (time.{name})")
+            return original(*args, **kwargs)
+
+        setattr(time, name, wrapper)
+
+    for name in CLOCK_READS:
+        wrap(name, None)
+    for name, index in CLOCK_DEFAULTS.items():
+        wrap(name, index)
+
+
+def hook_datetime(a):
+    """`datetime.now()` and friends, through stand-in classes that still pass
+    `isinstance` checks against the originals."""
+    import datetime
+
+    def stand_in(base, names):
+        class Meta(type):
+            def __instancecheck__(cls, obj):
+                return isinstance(obj, base)
+
+            def __subclasscheck__(cls, sub):
+                return issubclass(sub, base)
+
+        def clock(name):
+            def method(cls, *args, **kwargs):
+                if a.caller_is_user():
+                    a.unsafe(f"reads the clock (datetime.{base.__name__}.{name})")
+                return getattr(super(Cls, cls), name)(*args, **kwargs)
+
+            return classmethod(method)
+
+        Cls = Meta(base.__name__, (base,), {n: clock(n) for n in names})
+        Cls.__module__ = "datetime"
+        return Cls
+
+    datetime.datetime = stand_in(datetime.datetime, ("now", "utcnow", "today"))
+    datetime.date = stand_in(datetime.date, ("today",))
+
+
+def hook_open(a):
+    """Reading a file from the scene's code (directly or through a library,
+    e.g. an SVG or an image): a file the build may change under a piece.
+    Files of Python itself, installed packages, Manim's media folder and the
+    project's own Python sources (e.g. read for a warning) do not count."""
+    import builtins
+    import io
+
+    original_open = builtins.open
+    prefixes = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+
+    def media_root():
+        if a.media_root is None:
+            from manim import config
+
+            a.media_root = os.path.realpath(str(config.media_dir))
+        return a.media_root
+
+    def exempt(path):
+        parts = path.split(os.sep)
+        if "site-packages" in parts or "dist-packages" in parts or path.endswith(".py"):
+            return True
+        roots = prefixes | {media_root()}
+        return any(path == r or path.startswith(r + os.sep) for r in roots)
+
+    def hooked_open(file, mode="r", *args, **kwargs):
+        reads = "r" in mode or "+" in mode
+        if reads and isinstance(file, (str, bytes, os.PathLike)) and a.user_in_stack():
+            path = os.path.realpath(os.fsdecode(file))
+            if not exempt(path):
+                shown = os.path.relpath(path, ROOT) if is_user_file(path) else path
+                a.unsafe(f"reads the file {shown}")
+        return original_open(file, mode, *args, **kwargs)
+
+    builtins.open = hooked_open
+    io.open = hooked_open
+
+
 def main():
     emit({"event": "started", "pid": os.getpid()})
     try:
         install_hooks()
+        analysis = os.environ.get("PARENDER_ANALYZE")
+        if analysis:
+            install_analysis(REPORT if analysis == "1" else analysis)
         seed = os.environ.get("PARENDER_SEED")
         if seed:
             seed_randomness(int(seed))

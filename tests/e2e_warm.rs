@@ -68,6 +68,7 @@ fn job(p: &TestProject, file: &str, class: &str, media: &str, timeout: Duration)
         project_root: p.path().to_path_buf(),
         media_dir: p.path().join("media").join(media),
         key: "key".into(),
+        extra_env: Vec::new(),
     }
 }
 

@@ -196,6 +196,39 @@ async fn ask_python(
     }
 }
 
+/// How many answers are remembered per file: an edit that is undone finds
+/// the answer for the content it returns to.
+const REMEMBERED_PER_FILE: usize = 4;
+
+/// The remembered answer for `file` with this key.
+fn remembered<'a>(
+    memo: &'a BTreeMap<String, Vec<Remembered>>,
+    file: &str,
+    key: Option<&str>,
+) -> Option<&'a Remembered> {
+    let key = key?;
+    memo.get(file)?.iter().find(|r| r.key == key)
+}
+
+/// Remembers an answer as the file's most recent one.
+fn remember(
+    memo: &mut BTreeMap<String, Vec<Remembered>>,
+    file: &str,
+    key: &str,
+    scenes: &[FoundClass],
+) {
+    let list = memo.entry(file.to_string()).or_default();
+    list.retain(|r| r.key != key);
+    list.insert(
+        0,
+        Remembered {
+            key: key.to_string(),
+            scenes: scenes.to_vec(),
+        },
+    );
+    list.truncate(REMEMBERED_PER_FILE);
+}
+
 /// Which classes a file defines, remembered per file by a key over the
 /// toolchain and the content of the file's local import closure (a base
 /// class may come from a helper module).
@@ -238,7 +271,7 @@ pub async fn discover(
     let mut warnings = Vec::new();
     let files = scene_files(project, &mut warnings)?;
     let memo_path = project.state_dir().join("discovery.json");
-    let mut memo: BTreeMap<String, Remembered> = std::fs::read(&memo_path)
+    let mut memo: BTreeMap<String, Vec<Remembered>> = std::fs::read(&memo_path)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
@@ -246,8 +279,7 @@ pub async fn discover(
     let mut ask = Vec::new();
     for f in &files {
         let key = discovery_key(fp, versions, f, &project.root)?;
-        let known = matches!((&key, memo.get(f)), (Some(k), Some(r)) if &r.key == k);
-        if !known {
+        if remembered(&memo, f, key.as_deref()).is_none() {
             ask.push(f.clone());
         }
         keys.insert(f.clone(), key);
@@ -285,13 +317,7 @@ pub async fn discover(
                 if r.error.is_none()
                     && let Some(Some(key)) = keys.get(f)
                 {
-                    memo.insert(
-                        f.clone(),
-                        Remembered {
-                            key: key.clone(),
-                            scenes: r.scenes.clone(),
-                        },
-                    );
+                    remember(&mut memo, f, key, &r.scenes);
                 } else {
                     memo.remove(f);
                 }
@@ -299,7 +325,9 @@ pub async fn discover(
             }
             None => reports.push(FileReport {
                 file: f.clone(),
-                scenes: memo.get(f).map(|r| r.scenes.clone()).unwrap_or_default(),
+                scenes: remembered(&memo, f, keys.get(f).and_then(|k| k.as_deref()))
+                    .map(|r| r.scenes.clone())
+                    .unwrap_or_default(),
                 error: None,
             }),
         }

@@ -19,6 +19,7 @@ use crate::config::SubtitleMode;
 use crate::error::Error;
 use crate::ffmpeg::Ffmpeg;
 use crate::media::mux::{self, AudioSource, MuxInput};
+use crate::media::recent;
 use crate::media::stitch::{self, Part};
 use crate::report::Reporter;
 use crate::scene::Scene;
@@ -266,8 +267,38 @@ async fn publish_now(
     } else {
         String::new()
     };
-    reporter.status("Stitching", &format!("{}{because}", scenes(parts.len())));
-    let done = stitch::stitch(p.ffmpeg, &parts, p.subtitles, p.work, p.output, cancel).await?;
+    let key = key_of(&key_parts);
+    let cache = p.mux_cache.parent().unwrap_or(p.state);
+    let done = match recent::restore(cache, &key, p.output) {
+        Some(r) => {
+            reporter.status(
+                "Restored",
+                &format!("{} as stitched before{because}", rel.display()),
+            );
+            Done {
+                chapters: r.chapters,
+                subtitles: r.subtitles,
+                side_files: r.side_files,
+            }
+        }
+        None => {
+            reporter.status("Stitching", &format!("{}{because}", scenes(parts.len())));
+            let s = stitch::stitch(p.ffmpeg, &parts, p.subtitles, p.work, p.output, cancel).await?;
+            recent::keep(
+                cache,
+                &key,
+                p.output,
+                &s.side_files,
+                Some(&s.chapters),
+                s.subtitles.as_deref(),
+            );
+            Done {
+                chapters: Some(s.chapters),
+                subtitles: s.subtitles,
+                side_files: s.side_files,
+            }
+        }
+    };
     for old in prev.iter().flat_map(|r| &r.side_files) {
         if !done.side_files.contains(old) {
             let _ = std::fs::remove_file(old);
@@ -275,11 +306,11 @@ async fn publish_now(
     }
     if let Some((size, modified_ns)) = stamp_of(p.output) {
         let rec = Record {
-            key: key_of(&key_parts),
+            key,
             size,
             modified_ns,
             parts: key_parts,
-            chapters: Some(done.chapters.clone()),
+            chapters: done.chapters.clone(),
             subtitles: done.subtitles.clone(),
             side_files: done.side_files.clone(),
         };
@@ -289,9 +320,16 @@ async fn publish_now(
     }
     Ok(Outcome {
         seconds,
-        chapters: Some(done.chapters),
+        chapters: done.chapters,
         subtitles: done.subtitles,
     })
+}
+
+/// What the published video came with.
+struct Done {
+    chapters: Option<PathBuf>,
+    subtitles: Option<PathBuf>,
+    side_files: Vec<PathBuf>,
 }
 
 #[cfg(test)]

@@ -33,13 +33,18 @@ pub fn render_run(job: &RenderJob, report: &Path) -> PythonRun {
     PythonRun {
         script: DRIVER_PY.to_string(),
         args,
-        env: vec![
-            ("PARENDER_REPORT".into(), report.as_os_str().to_owned()),
-            (
-                "PARENDER_SEED".into(),
-                scene_seed(&job.scene).to_string().into(),
-            ),
-        ],
+        env: job
+            .extra_env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.into()))
+            .chain([
+                ("PARENDER_REPORT".into(), report.as_os_str().to_owned()),
+                (
+                    "PARENDER_SEED".into(),
+                    scene_seed(&job.scene).to_string().into(),
+                ),
+            ])
+            .collect(),
         cwd: job.project_root.clone(),
         timeout: job.scene.timeout,
     }

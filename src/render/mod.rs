@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod driver;
 pub mod fake;
+pub mod split;
 pub mod warm;
 
 use std::future::Future;
@@ -27,6 +28,9 @@ pub struct RenderJob {
     pub media_dir: PathBuf,
     /// The render's fingerprint.
     pub key: String,
+    /// More environment for the render's Python (the split's dry run);
+    /// parender's own variables win over these.
+    pub extra_env: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone)]

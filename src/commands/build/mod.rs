@@ -83,6 +83,8 @@ pub struct Services {
     /// Runs discovery (and, with the warm backend, renders): warm workers
     /// that live as long as these services.
     pub runner: Arc<Runner>,
+    /// Whether the renderer can render animation ranges (`-n A,B`).
+    pub can_split: bool,
 }
 
 /// What the renders of one build came to, scene by scene.
@@ -197,6 +199,7 @@ pub async fn build(
         reporter,
         cancel,
         watch: opts.watch.as_ref(),
+        split: services.can_split && project.config.render.split.unwrap_or(true),
     };
     if !stale.is_empty() {
         // Before the first render, so a fallback's warning comes first.
@@ -463,23 +466,24 @@ pub fn services(project: &Project) -> Result<Services, Error> {
         &project.root,
         backend == Backend::Warm,
     ));
-    let renderer: Arc<dyn crate::render::Renderer> =
-        if std::env::var_os("PARENDER_FAKE_RENDERER").is_some_and(|v| v == "1") {
-            Arc::new(crate::render::fake::FakeRenderer {
-                ffmpeg: ffmpeg.clone(),
-            })
-        } else if backend == Backend::Warm {
-            Arc::new(WarmRenderer {
-                runner: runner.clone(),
-            })
-        } else {
-            Arc::new(ManimRenderer {
-                python: tools.python.clone(),
-            })
-        };
+    let fake = std::env::var_os("PARENDER_FAKE_RENDERER").is_some_and(|v| v == "1");
+    let renderer: Arc<dyn crate::render::Renderer> = if fake {
+        Arc::new(crate::render::fake::FakeRenderer {
+            ffmpeg: ffmpeg.clone(),
+        })
+    } else if backend == Backend::Warm {
+        Arc::new(WarmRenderer {
+            runner: runner.clone(),
+        })
+    } else {
+        Arc::new(ManimRenderer {
+            python: tools.python.clone(),
+        })
+    };
     Ok(Services {
         renderer,
         ffmpeg,
         runner,
+        can_split: !fake,
     })
 }

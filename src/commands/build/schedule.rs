@@ -32,6 +32,8 @@ pub(super) struct Context<'a> {
     pub reporter: &'a Arc<Reporter>,
     pub cancel: &'a CancellationToken,
     pub watch: Option<&'a Arc<WatchHooks>>,
+    /// Whether a long scene may be split (`[render] split`, a real renderer).
+    pub split: bool,
 }
 
 /// How long the renders took, and the one that finished last (the build's
@@ -68,15 +70,23 @@ pub(super) async fn render_stale(
         .map(|k| std::mem::take(&mut stale[*k]))
         .collect();
     ctx.reporter.start_progress(ordered.len());
-    let slots = Arc::new(Semaphore::new(ctx.p.settings.jobs));
+    let jobs = ctx.p.settings.jobs;
+    let slots = Arc::new(Semaphore::new(jobs));
     let mut tasks = tokio::task::JoinSet::new();
-    for (i, corrupt) in ordered.drain(..) {
+    let sorted: Vec<f64> = order.iter().map(|k| expected[*k]).collect();
+    for (n, (i, corrupt)) in ordered.drain(..).enumerate() {
+        let pieces = if n == 0 && ctx.split {
+            split_pieces(&sorted, jobs)
+        } else {
+            1
+        };
         // Taken here, in order, so the longest renders start first.
         let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => p.ok(),
+            p = slots.clone().acquire_many_owned(pieces as u32) => p.ok(),
             _ = ctx.cancel.cancelled() => None,
         };
-        let task = render_task(ctx, i, corrupt.as_deref());
+        let mut task = render_task(ctx, i, corrupt.as_deref());
+        task.split = pieces;
         let waited = timer.secs();
         tasks.spawn(async move {
             let t = Timer::start();
@@ -119,6 +129,7 @@ fn render_task(ctx: &Context<'_>, i: usize, corrupt: Option<&str>) -> RenderTask
             project_root: ctx.project.root.clone(),
             media_dir: media,
             key: p.keys[i].clone(),
+            extra_env: Vec::new(),
         },
         inputs: p.inputs[i].clone(),
         why: why_stale(p, i, corrupt),
@@ -131,7 +142,30 @@ fn render_task(ctx: &Context<'_>, i: usize, corrupt: Option<&str>) -> RenderTask
         cancel: ctx.cancel.child_token(),
         stop: ctx.cancel.clone(),
         watch: ctx.watch.cloned(),
+        split: 1,
     }
+}
+
+/// Below this expected time a scene is never split: the pieces' own start
+/// and the dry run would eat the gain.
+const SPLIT_FROM_SECONDS: f64 = 4.0;
+
+/// Into how many pieces to split the longest render (`expected` sorted,
+/// longest first): as many as there are job slots when it is the only
+/// render (an edit under `watch`), two when it dominates (it would take
+/// longer than all the others spread over the slots), else none (1).
+fn split_pieces(expected: &[f64], jobs: usize) -> usize {
+    let Some((&longest, rest)) = expected.split_first() else {
+        return 1;
+    };
+    if jobs < 2 || longest < SPLIT_FROM_SECONDS {
+        return 1;
+    }
+    if rest.is_empty() {
+        return jobs;
+    }
+    let others: f64 = rest.iter().sum();
+    if longest > others / jobs as f64 { 2 } else { 1 }
 }
 
 /// How long scene `i` is expected to render, in seconds.
@@ -184,6 +218,17 @@ fn class_animations(source: &str, line: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_long_render_that_dominates_or_is_alone_is_split() {
+        assert_eq!(split_pieces(&[], 2), 1);
+        assert_eq!(split_pieces(&[10.0], 2), 2);
+        assert_eq!(split_pieces(&[10.0], 4), 4);
+        assert_eq!(split_pieces(&[10.0], 1), 1);
+        assert_eq!(split_pieces(&[3.0], 2), 1);
+        assert_eq!(split_pieces(&[10.0, 5.0, 5.0], 2), 2);
+        assert_eq!(split_pieces(&[10.0, 8.0, 8.0, 8.0], 2), 1);
+    }
 
     #[test]
     fn animations_are_counted_in_the_class_alone() {

@@ -11,7 +11,8 @@ use crate::cache::store::{Entry, Extras, LocalStore, Lookup, Store, now_unix};
 use crate::error::Error;
 use crate::ffmpeg::Ffmpeg;
 use crate::messages::SceneStatus;
-use crate::render::{RenderFailure, RenderJob, Rendered, Renderer};
+use crate::render::split;
+use crate::render::{Progress, RenderFailure, RenderJob, Rendered, Renderer};
 use crate::report::{Finished, Reporter, Timer, user_traceback};
 use crate::scene::SceneError;
 
@@ -42,6 +43,8 @@ pub(super) struct RenderTask {
     /// The whole build's stop (Ctrl-C).
     pub stop: CancellationToken,
     pub watch: Option<Arc<WatchHooks>>,
+    /// Render in up to this many pieces at once (1: whole).
+    pub split: usize,
 }
 
 /// How often a render is retried when its inputs keep changing under it.
@@ -103,10 +106,7 @@ impl RenderTask {
         let t = Timer::start();
         for attempt in 1..=MAX_ATTEMPTS {
             let progress = |n: u32| self.reporter.scene_progress(id, n);
-            let result = self
-                .renderer
-                .render(&self.job, &progress, &self.cancel)
-                .await;
+            let result = self.render_once(id, &progress).await;
             let secs = t.secs();
             let out = match result {
                 Ok(out) => out,
@@ -141,6 +141,40 @@ impl RenderTask {
             String::new(),
             t.secs(),
         )
+    }
+
+    /// One render: whole, or split into animation ranges rendered at once
+    /// when `split` asks for pieces and a dry run finds places where that
+    /// is frame-exact.
+    async fn render_once(
+        &self,
+        id: &str,
+        progress: Progress<'_>,
+    ) -> Result<Rendered, RenderFailure> {
+        let r = self.renderer.as_ref();
+        if self.split < 2 {
+            return r.render(&self.job, progress, &self.cancel).await;
+        }
+        let splits = match split::analyze(r, &self.job, &self.cancel).await {
+            Ok(a) => {
+                let at = split::split_point(&a, self.split);
+                if let Some(why) = &a.unsafe_reason {
+                    tracing::debug!("{id} renders whole: {why}");
+                }
+                at
+            }
+            Err(RenderFailure::Cancelled) => return Err(RenderFailure::Cancelled),
+            // The whole render reports the scene's own errors.
+            Err(_) => Vec::new(),
+        };
+        if !splits.is_empty() {
+            let pieces = splits.len() + 1;
+            self.reporter.status(
+                "Splitting",
+                &format!("{id} into {pieces} pieces (before animations {splits:?})"),
+            );
+        }
+        split::render_split(r, &self.job, &splits, &self.ffmpeg, progress, &self.cancel).await
     }
 
     /// A failed render: the error and what to show below it (the user's

@@ -1,0 +1,376 @@
+//! Splitting a long scene into animation ranges (issue 9, item 3), with real
+//! Manim and ffmpeg: split renders equal whole ones frame for frame (decoded
+//! frame hashes and packet timestamps), the dry run finds where updaters
+//! make a split differ (and a split there does differ), and scenes that wait
+//! on a condition, add sound, read the clock or read files stay whole.
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::TestProject;
+use parender::config::Quality;
+use parender::ffmpeg::Ffmpeg;
+use parender::render::cli::ManimRenderer;
+use parender::render::split::{self, SceneAnalysis};
+use parender::render::{RenderFailure, RenderJob, Rendered, Renderer};
+use parender::scene::{Scene, SceneId};
+use parender::settings::RenderSettings;
+use tokio_util::sync::CancellationToken;
+
+/// Create, Transform, FadeIn/FadeOut, Write of `Text`, waits: about 10 s.
+const ORDINARY: &str = r#"from manim import *
+
+
+class Ordinary(Scene):
+    def construct(self):
+        sq = Square(color=BLUE)
+        self.play(Create(sq), run_time=1.5)
+        title = Text("Split renders").to_edge(UP)
+        self.play(Transform(sq, Circle(color=RED)), FadeIn(title), run_time=2)
+        self.wait(1)
+        self.play(sq.animate.shift(2 * LEFT).scale(0.5), run_time=1.2)
+        dots = VGroup(*[Dot(RIGHT * i) for i in range(4)])
+        self.play(LaggedStart(*[GrowFromCenter(d) for d in dots]), run_time=1.5)
+        self.play(FadeOut(title), Write(Text("Bye").shift(DOWN)), run_time=1.3)
+        self.play(Rotate(dots, PI / 2), run_time=1)
+        self.wait()
+"#;
+
+/// A dt updater starts before animation 2 and runs to the end.
+const UPDATER: &str = r#"from manim import *
+
+
+class Drift(Scene):
+    def construct(self):
+        sq = Square(color=BLUE)
+        self.play(Create(sq), run_time=1.5)
+        self.play(sq.animate.shift(LEFT), run_time=1)
+        dot = Dot(color=YELLOW).shift(3 * LEFT)
+        dot.add_updater(lambda m, dt: m.shift(dt * RIGHT))
+        self.add(dot)
+        self.play(Rotate(sq, PI / 3), run_time=1)
+        self.wait(1)
+        self.play(FadeOut(sq), run_time=1)
+"#;
+
+/// Each is long enough to split, but for one call.
+const UNSAFE: &str = r#"import time
+from manim import *
+
+
+def long_part(scene):
+    scene.play(Create(Square()), run_time=2)
+    scene.play(FadeIn(Circle()), run_time=2)
+    scene.wait(2)
+
+
+class WaitsUntil(Scene):
+    def construct(self):
+        long_part(self)
+        self.wait_until(lambda: False, max_time=1)
+
+
+class HasSound(Scene):
+    def construct(self):
+        self.add_sound("beep.wav")
+        long_part(self)
+
+
+class ReadsClock(Scene):
+    def construct(self):
+        started = time.time()
+        long_part(self)
+
+
+class ReadsFile(Scene):
+    def construct(self):
+        label = open("label.txt").read().strip()
+        long_part(self)
+
+
+class Safe(Scene):
+    def construct(self):
+        long_part(self)
+"#;
+
+/// The scene's error of a failed render: message and line.
+fn scene_error<T>(r: Result<T, RenderFailure>) -> (String, Option<u32>) {
+    match r {
+        Err(RenderFailure::Failed { error, .. }) => (error.message, error.line),
+        Ok(_) => panic!("the render succeeded"),
+        Err(other) => panic!("{other:?}"),
+    }
+}
+
+/// Fails in its second half.
+const FAILING: &str = r#"from manim import *
+
+
+class Breaks(Scene):
+    def construct(self):
+        self.play(Create(Square()), run_time=2)
+        self.play(FadeIn(Circle()), run_time=2)
+        raise ValueError("broken on purpose")
+"#;
+
+fn settings(quality: Quality) -> RenderSettings {
+    let (width, height, fps) = quality.preset();
+    RenderSettings {
+        quality,
+        width,
+        height,
+        fps,
+        manim_args: vec![],
+    }
+}
+
+fn job(p: &TestProject, file: &str, class: &str, media: &str, quality: Quality) -> RenderJob {
+    RenderJob {
+        scene: Scene {
+            id: SceneId::new(file, class),
+            file: file.into(),
+            class: class.into(),
+            line: None,
+            audio: None,
+            timeout: Duration::from_secs(600),
+            title: None,
+        },
+        settings: settings(quality),
+        project_root: p.path().to_path_buf(),
+        media_dir: p.path().join("media").join(media),
+        key: format!("{class}-{media}"),
+        extra_env: Vec::new(),
+    }
+}
+
+fn renderer() -> ManimRenderer {
+    ManimRenderer {
+        python: common::python(),
+    }
+}
+
+fn ffmpeg() -> Ffmpeg {
+    Ffmpeg {
+        ffmpeg: PathBuf::from("ffmpeg"),
+        ffprobe: PathBuf::from("ffprobe"),
+    }
+}
+
+fn unwrap_render<T>(r: Result<T, RenderFailure>) -> T {
+    r.unwrap_or_else(|f| match f {
+        RenderFailure::Failed {
+            error, log_tail, ..
+        } => panic!("render failed: {}\n{log_tail}", error.message),
+        other => panic!("render failed: {other:?}"),
+    })
+}
+
+async fn whole(j: &RenderJob) -> Rendered {
+    unwrap_render(
+        renderer()
+            .render(j, &|_| {}, &CancellationToken::new())
+            .await,
+    )
+}
+
+async fn analyze(j: &RenderJob) -> SceneAnalysis {
+    unwrap_render(split::analyze(&renderer(), j, &CancellationToken::new()).await)
+}
+
+async fn split_render(j: &RenderJob, splits: &[u32]) -> Rendered {
+    let r = split::render_split(
+        &renderer(),
+        j,
+        splits,
+        &ffmpeg(),
+        &|_| {},
+        &CancellationToken::new(),
+    )
+    .await;
+    unwrap_render(r)
+}
+
+/// md5 of each decoded frame (rgb24) of `video`, in order.
+fn frame_md5s(video: &Path) -> Vec<String> {
+    let out = common::av::ffmpeg_stdout(
+        video,
+        &["-map", "0:v", "-pix_fmt", "rgb24", "-f", "framemd5", "-"],
+    );
+    String::from_utf8_lossy(&out)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(',').next().map(|m| m.trim().to_string()))
+        .collect()
+}
+
+/// Frames at which two videos' decoded frames differ (and the length
+/// difference, as missing frames).
+fn differing_frames(a: &Path, b: &Path) -> usize {
+    let (x, y) = (frame_md5s(a), frame_md5s(b));
+    let differ = x.iter().zip(&y).filter(|(p, q)| p != q).count();
+    differ + x.len().abs_diff(y.len())
+}
+
+/// The split render has the whole render's frames, and its packets sit at
+/// the same timestamps (no piece pushed off the frame grid by the join).
+fn assert_same_video(whole: &Path, split: &Path) {
+    let (w, s) = (frame_md5s(whole), frame_md5s(split));
+    assert!(!w.is_empty());
+    assert_eq!(w.len(), s.len(), "frame count of split vs whole render");
+    if let Some(i) = (0..w.len()).find(|&i| w[i] != s[i]) {
+        panic!("frame {i} of the split render differs from the whole render");
+    }
+    let (pw, ps) = (
+        common::av::video_packets(whole),
+        common::av::video_packets(split),
+    );
+    assert_eq!(pw.time_base, ps.time_base);
+    assert_eq!(
+        pw.pts.len(),
+        ps.pts.len(),
+        "packets of split vs whole render"
+    );
+    if let Some(i) = (0..pw.pts.len()).find(|&i| pw.pts[i] != ps.pts[i]) {
+        panic!(
+            "packet {i} of the split render has pts {}, the whole render's {}",
+            ps.pts[i], pw.pts[i]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ordinary_scene_split_in_two_and_three_equals_whole() {
+    let p = TestProject::new("");
+    p.write("scenes/ordinary.py", ORDINARY);
+    let file = "scenes/ordinary.py";
+    let reference = whole(&job(&p, file, "Ordinary", "whole", Quality::Low)).await;
+    for pieces in [2, 3] {
+        let j = job(
+            &p,
+            file,
+            "Ordinary",
+            &format!("split{pieces}"),
+            Quality::Low,
+        );
+        let a = analyze(&j).await;
+        assert_eq!(a.unsafe_reason, None);
+        assert_eq!(a.animations.len(), 8, "wait() counts as an animation");
+        assert!(a.animations.iter().all(|x| !x.updaters), "{a:?}");
+        let splits = split::split_point(&a, pieces);
+        assert_eq!(splits.len(), pieces - 1, "{a:?}");
+        let out = split_render(&j, &splits).await;
+        // Where a whole render of this job would have put it.
+        let expected = j.media_dir.join("videos/ordinary/480p15/Ordinary.mp4");
+        assert_eq!(out.video, expected);
+        assert_same_video(&reference.video, &out.video);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_after_an_updater_ran_would_differ_so_none_is_made() {
+    let p = TestProject::new("");
+    p.write("scenes/drift.py", UPDATER);
+    let file = "scenes/drift.py";
+    let reference = whole(&job(&p, file, "Drift", "whole", Quality::Low)).await;
+    let a = analyze(&job(&p, file, "Drift", "analysis", Quality::Low)).await;
+    let updaters: Vec<bool> = a.animations.iter().map(|x| x.updaters).collect();
+    assert_eq!(updaters, [false, false, true, true, true]);
+    assert_eq!(a.last_safe_start(), 2);
+    // The only split worth making is where the updater starts.
+    assert_eq!(split::split_point(&a, 2), vec![2]);
+    assert_eq!(split::split_point(&a, 3), vec![2]);
+    let safe = split_render(&job(&p, file, "Drift", "at2", Quality::Low), &[2]).await;
+    assert_same_video(&reference.video, &safe.video);
+    // Forced one animation later, the updater is fast-forwarded in one step.
+    let forced = split_render(&job(&p, file, "Drift", "at3", Quality::Low), &[3]).await;
+    let differ = differing_frames(&reference.video, &forced.video);
+    assert!(
+        differ > 0,
+        "a split after the updater ran matched the whole render"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenes_that_wait_on_conditions_add_sound_or_read_clock_or_files_stay_whole() {
+    let p = TestProject::new("");
+    p.write("scenes/unsafe.py", UNSAFE);
+    p.write("label.txt", "hello\n");
+    common::av::sox_tone(
+        &p.path().join("beep.wav"),
+        common::av::MONO_48K,
+        0.1,
+        1000,
+        0.5,
+        0.0,
+    );
+    let cases = [
+        ("WaitsUntil", "waits on a condition"),
+        ("HasSound", "adds sound"),
+        ("ReadsClock", "reads the clock (time.time)"),
+        ("ReadsFile", "reads the file label.txt"),
+    ];
+    for (class, reason) in cases {
+        let a = analyze(&job(&p, "scenes/unsafe.py", class, class, Quality::Low)).await;
+        let why = a.unsafe_reason.clone().unwrap_or_default();
+        assert!(why.contains(reason), "{class}: {a:?}");
+        assert!(a.run_time() >= 6.0, "{class}: {a:?}");
+        assert!(split::split_point(&a, 2).is_empty(), "{class}");
+    }
+    // The same animations without those calls split.
+    let a = analyze(&job(&p, "scenes/unsafe.py", "Safe", "Safe", Quality::Low)).await;
+    assert_eq!(a.unsafe_reason, None);
+    assert_eq!(split::split_point(&a, 2), vec![1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_piece_fails_the_split_render_with_the_scenes_error() {
+    let p = TestProject::new("");
+    p.write("scenes/breaks.py", FAILING);
+    let j = job(&p, "scenes/breaks.py", "Breaks", "breaks", Quality::Low);
+    let r = split::analyze(&renderer(), &j, &CancellationToken::new()).await;
+    assert_eq!(
+        scene_error(r),
+        ("ValueError: broken on purpose".into(), Some(8))
+    );
+    let r = split::render_split(
+        &renderer(),
+        &j,
+        &[1],
+        &ffmpeg(),
+        &|_| {},
+        &CancellationToken::new(),
+    )
+    .await;
+    assert_eq!(
+        scene_error(r),
+        ("ValueError: broken on purpose".into(), Some(8))
+    );
+}
+
+const LONG_SCENE: &str = "from manim import *\n\n\nclass Long(Scene):\n    def construct(self):\n        s = Square()\n        self.play(Create(s), run_time=2)\n        self.play(s.animate.shift(LEFT * 2), run_time=2)\n        t = Text(\"half way\").next_to(s, DOWN)\n        self.play(Write(t), run_time=2)\n        self.play(Rotate(s, PI), run_time=2)\n        self.play(FadeOut(s), FadeOut(t), run_time=2)\n        self.wait(1)\n";
+
+/// Through the binary, warm backend: a build whose one render is long
+/// splits it over the two job slots, and the video is the one a build with
+/// `[render] split = false` makes, frame for frame.
+#[test]
+fn a_build_splits_its_one_long_render_and_the_video_is_the_same() {
+    let build = |extra: &str| {
+        let p = TestProject::new(&format!("jobs = 2\n{extra}"));
+        p.write("scenes/long.py", LONG_SCENE);
+        let video = p.path().join("talk.mp4");
+        let out = p.parender(&["build", "-q", "m", "-o", video.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        (frame_md5s(&video), err, p)
+    };
+    let (split, said, _a) = build("");
+    assert!(
+        said.contains("Splitting scenes/long.py:Long into 2 pieces"),
+        "{said}"
+    );
+    let (whole, said, _b) = build("[render]\nsplit = false\n");
+    assert!(!said.contains("Splitting"), "{said}");
+    assert_eq!(split.len(), 11 * 30);
+    assert_eq!(split, whole);
+}
