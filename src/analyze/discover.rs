@@ -38,10 +38,6 @@ struct PythonReport {
     files: Vec<FileReport>,
 }
 
-struct Report {
-    files: Vec<FileReport>,
-}
-
 #[derive(Debug, Deserialize)]
 struct FileReport {
     file: String,
@@ -185,6 +181,21 @@ async fn ask_python(
     let stdout = String::from_utf8_lossy(&out.stdout);
     let last = stdout.lines().rev().find(|l| l.starts_with('{'));
     match last.map(serde_json::from_str::<PythonReport>) {
+        Some(Ok(r)) if r.manim.is_none() => Err(Error::Toolchain {
+            message: format!(
+                "Manim cannot be imported by `{}`: {}",
+                python.display(),
+                r.manim_error
+                    .as_ref()
+                    .map(|e| e.message.as_str())
+                    .unwrap_or("unknown error")
+            ),
+            help: format!(
+                "install it into that interpreter: `{} -m pip install manim=={}`",
+                python.display(),
+                crate::analyze::toolchain::PINNED_MANIM
+            ),
+        }),
         Some(Ok(r)) => Ok(r),
         _ => Err(Error::Discovery {
             message: format!(
@@ -270,6 +281,31 @@ pub async fn discover(
 ) -> Result<Discovery, Error> {
     let mut warnings = Vec::new();
     let files = scene_files(project, &mut warnings)?;
+    let reports = answers(project, runner, versions, fp, &files, cancel).await?;
+    let (found, broken) = scenes_of(project, &reports);
+    let scenes = match &project.config.order {
+        Some(order) => apply_order(found, order, &mut warnings)?,
+        None => found,
+    };
+    let scenes = crate::analyze::pairing::pair(project, scenes, &mut warnings)?;
+    Ok(Discovery {
+        scenes,
+        broken,
+        versions: versions.clone(),
+        warnings,
+    })
+}
+
+/// What each file defines: remembered, or asked of Python (and then
+/// remembered) for the files whose closure changed.
+async fn answers(
+    project: &Project,
+    runner: &Runner,
+    versions: &ToolVersions,
+    fp: &Fingerprinter,
+    files: &[String],
+    cancel: &CancellationToken,
+) -> Result<Vec<FileReport>, Error> {
     let memo_path = project.state_dir().join("discovery.json");
     let mut memo: BTreeMap<String, Vec<Remembered>> = std::fs::read(&memo_path)
         .ok()
@@ -277,7 +313,7 @@ pub async fn discover(
         .unwrap_or_default();
     let mut keys = BTreeMap::new();
     let mut ask = Vec::new();
-    for f in &files {
+    for f in files {
         let key = discovery_key(fp, versions, f, &project.root)?;
         if remembered(&memo, f, key.as_deref()).is_none() {
             ask.push(f.clone());
@@ -286,46 +322,26 @@ pub async fn discover(
     }
     let mut answers: BTreeMap<String, FileReport> = BTreeMap::new();
     if !ask.is_empty() {
-        let report = ask_python(project, runner, &ask, cancel).await?;
-        let python = runner.python();
-        if report.manim.is_none() {
-            return Err(Error::Toolchain {
-                message: format!(
-                    "Manim cannot be imported by `{}`: {}",
-                    python.display(),
-                    report
-                        .manim_error
-                        .as_ref()
-                        .map(|e| e.message.as_str())
-                        .unwrap_or("unknown error")
-                ),
-                help: format!(
-                    "install it into that interpreter: `{} -m pip install manim=={}`",
-                    python.display(),
-                    crate::analyze::toolchain::PINNED_MANIM
-                ),
-            });
-        }
-        for f in report.files {
+        for f in ask_python(project, runner, &ask, cancel).await?.files {
             answers.insert(f.file.clone(), f);
         }
     }
     let mut reports = Vec::new();
-    for f in &files {
+    for f in files {
+        let key = keys.get(f).and_then(|k| k.as_deref());
         match answers.remove(f) {
             Some(r) => {
-                if r.error.is_none()
-                    && let Some(Some(key)) = keys.get(f)
-                {
-                    remember(&mut memo, f, key, &r.scenes);
-                } else {
-                    memo.remove(f);
+                match key {
+                    Some(key) if r.error.is_none() => remember(&mut memo, f, key, &r.scenes),
+                    _ => {
+                        memo.remove(f);
+                    }
                 }
                 reports.push(r);
             }
             None => reports.push(FileReport {
                 file: f.clone(),
-                scenes: remembered(&memo, f, keys.get(f).and_then(|k| k.as_deref()))
+                scenes: remembered(&memo, f, key)
                     .map(|r| r.scenes.clone())
                     .unwrap_or_default(),
                 error: None,
@@ -338,10 +354,19 @@ pub async fn discover(
     {
         let _ = crate::fsutil::write_atomic(&memo_path, &bytes);
     }
-    let report = Report { files: reports };
+    Ok(reports)
+}
+
+/// The scenes the files define, and the files Python could not load.
+fn scenes_of(project: &Project, reports: &[FileReport]) -> (Vec<Scene>, Vec<BrokenFile>) {
+    let timeout = project
+        .config
+        .timeout
+        .map(|s| s.0)
+        .unwrap_or(DEFAULT_TIMEOUT);
     let mut found = Vec::new();
     let mut broken = Vec::new();
-    for f in &report.files {
+    for f in reports {
         if let Some(err) = &f.error {
             let text = std::fs::read_to_string(project.root.join(&f.file)).unwrap_or_default();
             broken.push(BrokenFile {
@@ -359,26 +384,12 @@ pub async fn discover(
                 class: c.class.clone(),
                 line: c.line,
                 audio: None,
-                timeout: project
-                    .config
-                    .timeout
-                    .map(|s| s.0)
-                    .unwrap_or(DEFAULT_TIMEOUT),
+                timeout,
                 title: None,
             });
         }
     }
-    let scenes = match &project.config.order {
-        Some(order) => apply_order(found, order, &mut warnings)?,
-        None => found,
-    };
-    let scenes = crate::analyze::pairing::pair(project, scenes, &mut warnings)?;
-    Ok(Discovery {
-        scenes,
-        broken,
-        versions: versions.clone(),
-        warnings,
-    })
+    (found, broken)
 }
 
 /// Names of classes defined at the top level of a Python file, by reading

@@ -85,6 +85,8 @@ pub struct Services {
     pub runner: Arc<Runner>,
     /// Whether the renderer can render animation ranges (`-n A,B`).
     pub can_split: bool,
+    /// Whether renders go through the runner's warm workers.
+    pub warm_renders: bool,
 }
 
 /// What the renders of one build came to, scene by scene.
@@ -201,7 +203,7 @@ pub async fn build(
         watch: opts.watch.as_ref(),
         split: services.can_split && project.config.render.split.unwrap_or(true),
     };
-    if !stale.is_empty() {
+    if !stale.is_empty() && services.warm_renders {
         // Before the first render, so a fallback's warning comes first.
         services.runner.warm_up().await;
         if let Some(w) = services.runner.take_warning().await {
@@ -485,5 +487,6 @@ pub fn services(project: &Project) -> Result<Services, Error> {
         ffmpeg,
         runner,
         can_split: !fake,
+        warm_renders: !fake && backend == Backend::Warm,
     })
 }

@@ -7,6 +7,7 @@
 //! recorded render time in this profile, else in the other profile scaled
 //! by the pixel rate, else an estimate from the number of animations in its
 //! class.
+use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -16,8 +17,9 @@ use tokio_util::sync::CancellationToken;
 use super::prepare::{Prepared, why_stale};
 use super::task::{Done, RenderTask};
 use super::{Services, Tally, WatchHooks};
-use crate::cache::store::{Lookup, Store};
+use crate::cache::store::{Entry, Lookup, Store};
 use crate::error::Error;
+use crate::media::mux::{self, MuxInput};
 use crate::project::Project;
 use crate::render::RenderJob;
 use crate::report::{Reporter, Timer};
@@ -98,9 +100,13 @@ pub(super) async fn render_stale(
         });
     }
     let mut timings = RenderTimings::default();
+    let mut premuxes = tokio::task::JoinSet::new();
     while let Some(joined) = tasks.join_next().await {
         let (i, done, waited, secs) =
             joined.map_err(|e| Error::Other(format!("a render task failed: {e}")))?;
+        if let Done::Rendered(e, _) = &done {
+            premuxes.spawn(premux(ctx, i, e));
+        }
         timings.last = Some(LastRender {
             scene: ctx.p.discovery.scenes[i].id.to_string(),
             waited,
@@ -108,9 +114,55 @@ pub(super) async fn render_stale(
         });
         tally.record(ctx.p, i, done, ctx.watch.is_some());
     }
+    // Publishing finds these muxes in the mux cache.
+    while premuxes.join_next().await.is_some() {}
     ctx.reporter.finish_progress();
     timings.wall = timer.secs();
     Ok(timings)
+}
+
+/// Muxes scene `i` with its narration as soon as its render is stored,
+/// while the other renders run, so publishing after the last render finds
+/// it in the mux cache and only the scenes rendered last are left to mux.
+/// Errors are left for publishing to report.
+fn premux(ctx: &Context<'_>, i: usize, e: &Entry) -> impl Future<Output = ()> + Send + 'static {
+    let p = ctx.p;
+    let scene = &p.discovery.scenes[i];
+    let last = i + 1 == p.discovery.scenes.len();
+    let gap = ctx
+        .project
+        .config
+        .gap
+        .map(|g| g.0.as_secs_f64())
+        .unwrap_or(0.0);
+    let gap_frames = if last {
+        0
+    } else {
+        (gap * e.info.fps()).round() as u64
+    };
+    let audio = scene.audio.as_ref().map(|a| ctx.project.root.join(a));
+    let (ff, hashes, cache) = (
+        ctx.services.ffmpeg.clone(),
+        p.hashes.clone(),
+        p.store.dir().join("mux"),
+    );
+    let (id, e, cancel) = (scene.id.clone(), e.clone(), ctx.cancel.clone());
+    async move {
+        let input = MuxInput {
+            scene: &id,
+            video: &e.video,
+            video_hash: &e.video_hash,
+            info: &e.info,
+            sound: e.sound_file.as_deref().zip(e.sound.as_deref()),
+            audio: audio.as_deref(),
+            gap_frames,
+        };
+        // Dropping the mux on Ctrl-C kills its ffmpeg.
+        tokio::select! {
+            _ = cancel.cancelled() => {}
+            _ = mux::mux(&ff, &input, &cache, &hashes) => {}
+        }
+    }
 }
 
 fn render_task(ctx: &Context<'_>, i: usize, corrupt: Option<&str>) -> RenderTask {
