@@ -39,6 +39,31 @@ async fn first_line(prog: &Path, args: &[&str]) -> Option<String> {
         .map(|l| l.trim().to_string())
 }
 
+/// Which render backend the project uses, and whether its warm workers
+/// start (a note, not a failure: renders then run the CLI way).
+async fn render_backend(project: &Project, python: &Path) {
+    if project.config.render.backend == crate::config::Backend::Cli {
+        say!(
+            "{} render backend: cli (a fresh Python per render; `[render] backend`)",
+            style("  ok").green().bold()
+        );
+        return;
+    }
+    let t = std::time::Instant::now();
+    match crate::python::WarmPool::start(python, &project.root, 1).await {
+        Ok(pool) => say!(
+            "{} render backend: warm (a worker imported Manim {} in {:.1}s; each render forks from it)",
+            style("  ok").green().bold(),
+            pool.manim_version(),
+            t.elapsed().as_secs_f64()
+        ),
+        Err(e) => say!(
+            "{} render backend: the warm workers cannot start, so renders run the cli way: {e}",
+            style("note").yellow().bold()
+        ),
+    }
+}
+
 struct Checks {
     failures: usize,
 }
@@ -67,10 +92,10 @@ pub async fn doctor(project_dir: Option<&Path>) -> ExitCode {
     let venv_fix = format!(
         "python3 -m venv .venv && .venv/bin/pip install manim=={PINNED_MANIM}   (or: scripts/setup.sh)"
     );
-    match python {
+    match &python {
         Ok((py, src)) => {
             match first_line(
-                &py,
+                py,
                 &["-c", "import platform; print(platform.python_version())"],
             )
             .await
@@ -83,7 +108,7 @@ pub async fn doctor(project_dir: Option<&Path>) -> ExitCode {
                 ),
             }
             match first_line(
-                &py,
+                py,
                 &[
                     "-c",
                     "import importlib.metadata as m; print(m.version('manim'))",
@@ -106,6 +131,9 @@ pub async fn doctor(project_dir: Option<&Path>) -> ExitCode {
             }
         }
         Err(e) => c.bad("python", &e.to_string(), &venv_fix),
+    }
+    if let (Some(p), Ok((py, _))) = (&project, &python) {
+        render_backend(p, py).await;
     }
     // ffmpeg and ffprobe.
     for tool in ["ffmpeg", "ffprobe"] {
