@@ -39,6 +39,62 @@ pub struct VideoInfo {
     pub frames: u64,
 }
 
+/// One stream as ffprobe reports it.
+#[derive(Debug, Deserialize)]
+struct Stream {
+    codec_type: Option<String>,
+    codec_name: Option<String>,
+    profile: Option<String>,
+    pix_fmt: Option<String>,
+    width: Option<u32>,
+    height: Option<u32>,
+    r_frame_rate: Option<String>,
+    time_base: Option<String>,
+    nb_read_packets: Option<String>,
+}
+
+fn probe_error(path: &Path, message: &str) -> Error {
+    Error::Media {
+        tool: "ffprobe",
+        what: path.display().to_string(),
+        message: message.to_string(),
+    }
+}
+
+fn no_video(path: &Path) -> Error {
+    probe_error(path, "no video stream")
+}
+
+/// A video stream's [`VideoInfo`], or what it lacks.
+fn video_info(path: &Path, s: Stream) -> Result<VideoInfo, Error> {
+    let bad = |m: &str| probe_error(path, m);
+    let (fps_num, fps_den) = s
+        .r_frame_rate
+        .as_deref()
+        .and_then(parse_ratio)
+        .ok_or_else(|| bad("no frame rate"))?;
+    let (tb_num, tb_den) = s
+        .time_base
+        .as_deref()
+        .and_then(parse_ratio)
+        .ok_or_else(|| bad("no time base"))?;
+    Ok(VideoInfo {
+        codec: s.codec_name.unwrap_or_default(),
+        profile: s.profile.unwrap_or_default(),
+        pix_fmt: s.pix_fmt.unwrap_or_default(),
+        width: s.width.ok_or_else(|| bad("no width"))?,
+        height: s.height.ok_or_else(|| bad("no height"))?,
+        fps_num,
+        fps_den,
+        tb_num,
+        tb_den,
+        frames: s
+            .nb_read_packets
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| bad("no frame count"))?,
+    })
+}
+
 impl VideoInfo {
     /// Frames per second.
     pub fn fps(&self) -> f64 {
@@ -172,66 +228,44 @@ impl Ffmpeg {
     /// Codec parameters and exact frame count (packets counted, not guessed
     /// from the container's duration).
     pub async fn probe_video(&self, path: &Path) -> Result<VideoInfo, Error> {
-        let entries =
-            "stream=codec_name,profile,pix_fmt,width,height,r_frame_rate,time_base,nb_read_packets";
-        let out = self
-            .probe(
-                path,
-                "v:0",
-                &["-count_packets", "-show_entries", entries, "-of", "json"],
-            )
-            .await?;
+        let streams = self.probe_streams(path, "v:0").await?;
+        let s = streams.into_iter().next().ok_or_else(|| no_video(path))?;
+        video_info(path, s)
+    }
+
+    /// [`Self::probe_video`] and whether there is an audio stream too (Manim
+    /// adds one for `add_sound`), in one ffprobe run.
+    pub async fn probe_render(&self, path: &Path) -> Result<(VideoInfo, bool), Error> {
+        let streams = self.probe_streams(path, "").await?;
+        let audio = streams
+            .iter()
+            .any(|s| s.codec_type.as_deref() == Some("audio"));
+        let video = streams
+            .into_iter()
+            .find(|s| s.codec_type.as_deref() == Some("video"))
+            .ok_or_else(|| no_video(path))?;
+        Ok((video_info(path, video)?, audio))
+    }
+
+    /// The streams `select` picks (all when empty), packets counted.
+    async fn probe_streams(&self, path: &Path, select: &str) -> Result<Vec<Stream>, Error> {
+        let entries = "stream=codec_type,codec_name,profile,pix_fmt,width,height,r_frame_rate,time_base,nb_read_packets";
+        let options = ["-count_packets", "-show_entries", entries, "-of", "json"];
+        let out = if select.is_empty() {
+            let mut a = args!["-v", "error"].to_vec();
+            a.extend(options.iter().map(OsString::from));
+            a.push(path.into());
+            self.run("ffprobe", &a, path).await?
+        } else {
+            self.probe(path, select, &options).await?
+        };
         #[derive(Deserialize)]
         struct Probe {
             streams: Vec<Stream>,
         }
-        #[derive(Deserialize)]
-        struct Stream {
-            codec_name: Option<String>,
-            profile: Option<String>,
-            pix_fmt: Option<String>,
-            width: Option<u32>,
-            height: Option<u32>,
-            r_frame_rate: Option<String>,
-            time_base: Option<String>,
-            nb_read_packets: Option<String>,
-        }
-        let bad = |m: &str| Error::Media {
-            tool: "ffprobe",
-            what: path.display().to_string(),
-            message: m.to_string(),
-        };
-        let p: Probe = serde_json::from_slice(&out).map_err(|e| bad(&e.to_string()))?;
-        let s = p
-            .streams
-            .into_iter()
-            .next()
-            .ok_or_else(|| bad("no video stream"))?;
-        let (fps_num, fps_den) = s
-            .r_frame_rate
-            .as_deref()
-            .and_then(parse_ratio)
-            .ok_or_else(|| bad("no frame rate"))?;
-        let (tb_num, tb_den) = s
-            .time_base
-            .as_deref()
-            .and_then(parse_ratio)
-            .ok_or_else(|| bad("no time base"))?;
-        Ok(VideoInfo {
-            codec: s.codec_name.unwrap_or_default(),
-            profile: s.profile.unwrap_or_default(),
-            pix_fmt: s.pix_fmt.unwrap_or_default(),
-            width: s.width.ok_or_else(|| bad("no width"))?,
-            height: s.height.ok_or_else(|| bad("no height"))?,
-            fps_num,
-            fps_den,
-            tb_num,
-            tb_den,
-            frames: s
-                .nb_read_packets
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(|| bad("no frame count"))?,
-        })
+        let p: Probe =
+            serde_json::from_slice(&out).map_err(|e| probe_error(path, &e.to_string()))?;
+        Ok(p.streams)
     }
 
     /// `ffprobe` of the `streams` of `path` with `options`: its output.

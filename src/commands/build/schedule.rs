@@ -7,7 +7,7 @@
 //! recorded render time in this profile, else in the other profile scaled
 //! by the pixel rate, else an estimate from the number of animations in its
 //! class.
-use std::future::Future;
+use futures::future::BoxFuture;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -89,24 +89,28 @@ pub(super) async fn render_stale(
         };
         let mut task = render_task(ctx, i, corrupt.as_deref());
         task.split = pieces;
+        let mux = early_mux(ctx, i);
         let waited = timer.secs();
         tasks.spawn(async move {
             let t = Timer::start();
             let done = match permit {
-                Some(_permit) if !task.cancel.is_cancelled() => task.run().await,
+                Some(_permit) if !task.cancel.is_cancelled() => {
+                    let done = task.run().await;
+                    // In the same job slot: muxing is part of the work.
+                    if let Done::Rendered(e, _) = &done {
+                        mux(e.clone()).await;
+                    }
+                    done
+                }
                 _ => Done::Failed(SceneError::plain("cancelled"), String::new(), 0.0),
             };
             (i, done, waited, t.secs())
         });
     }
     let mut timings = RenderTimings::default();
-    let mut premuxes = tokio::task::JoinSet::new();
     while let Some(joined) = tasks.join_next().await {
         let (i, done, waited, secs) =
             joined.map_err(|e| Error::Other(format!("a render task failed: {e}")))?;
-        if let Done::Rendered(e, _) = &done {
-            premuxes.spawn(premux(ctx, i, e));
-        }
         timings.last = Some(LastRender {
             scene: ctx.p.discovery.scenes[i].id.to_string(),
             waited,
@@ -114,18 +118,20 @@ pub(super) async fn render_stale(
         });
         tally.record(ctx.p, i, done, ctx.watch.is_some());
     }
-    // Publishing finds these muxes in the mux cache.
-    while premuxes.join_next().await.is_some() {}
     ctx.reporter.finish_progress();
     timings.wall = timer.secs();
     Ok(timings)
 }
 
-/// Muxes scene `i` with its narration as soon as its render is stored,
-/// while the other renders run, so publishing after the last render finds
-/// it in the mux cache and only the scenes rendered last are left to mux.
-/// Errors are left for publishing to report.
-fn premux(ctx: &Context<'_>, i: usize, e: &Entry) -> impl Future<Output = ()> + Send + 'static {
+/// Scene `i`'s mux with its narration, to run as soon as its render is
+/// stored, in its job slot, while the other scenes render: publishing after
+/// the last render then finds every mux but the last ones in the mux cache.
+/// Errors are left for publishing to report; Ctrl-C drops the mux (and
+/// kills its ffmpeg).
+fn early_mux(
+    ctx: &Context<'_>,
+    i: usize,
+) -> impl FnOnce(Entry) -> BoxFuture<'static, ()> + Send + use<> {
     let p = ctx.p;
     let scene = &p.discovery.scenes[i];
     let last = i + 1 == p.discovery.scenes.len();
@@ -135,33 +141,34 @@ fn premux(ctx: &Context<'_>, i: usize, e: &Entry) -> impl Future<Output = ()> + 
         .gap
         .map(|g| g.0.as_secs_f64())
         .unwrap_or(0.0);
-    let gap_frames = if last {
-        0
-    } else {
-        (gap * e.info.fps()).round() as u64
-    };
     let audio = scene.audio.as_ref().map(|a| ctx.project.root.join(a));
     let (ff, hashes, cache) = (
         ctx.services.ffmpeg.clone(),
         p.hashes.clone(),
         p.store.dir().join("mux"),
     );
-    let (id, e, cancel) = (scene.id.clone(), e.clone(), ctx.cancel.clone());
-    async move {
-        let input = MuxInput {
-            scene: &id,
-            video: &e.video,
-            video_hash: &e.video_hash,
-            info: &e.info,
-            sound: e.sound_file.as_deref().zip(e.sound.as_deref()),
-            audio: audio.as_deref(),
-            gap_frames,
-        };
-        // Dropping the mux on Ctrl-C kills its ffmpeg.
-        tokio::select! {
-            _ = cancel.cancelled() => {}
-            _ = mux::mux(&ff, &input, &cache, &hashes) => {}
-        }
+    let (id, cancel) = (scene.id.clone(), ctx.cancel.clone());
+    move |e: Entry| {
+        Box::pin(async move {
+            let gap_frames = if last {
+                0
+            } else {
+                (gap * e.info.fps()).round() as u64
+            };
+            let input = MuxInput {
+                scene: &id,
+                video: &e.video,
+                video_hash: &e.video_hash,
+                info: &e.info,
+                sound: e.sound_file.as_deref().zip(e.sound.as_deref()),
+                audio: audio.as_deref(),
+                gap_frames,
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                _ = mux::mux(&ff, &input, &cache, &hashes) => {}
+            }
+        })
     }
 }
 

@@ -240,13 +240,13 @@ impl RenderTask {
     /// stay Manim's), the scene's own sound and its subtitles.
     async fn store_render(&self, out: Rendered, secs: f64) -> Result<Entry, Error> {
         let ff = &self.ffmpeg;
-        let info = ff.probe_video(&out.video).await?;
+        let (info, has_audio) = ff.probe_render(&out.video).await?;
         let work = tempfile::Builder::new()
             .prefix(".store-")
             .tempdir_in(&self.job.media_dir)
             .map_err(|e| Error::io(&self.job.media_dir, e))?;
         let (mut video, mut sound) = (out.video.clone(), None);
-        if ff.has_audio(&out.video).await? {
+        if has_audio {
             sound = match out.sound {
                 Some(wav) => Some(wav),
                 // A Manim that keeps no WAV: the AAC copy, decoded.
