@@ -17,33 +17,13 @@ use parender::procs::Outcome;
 use parender::python::{PythonRun, WarmError, WarmPool, run_cli};
 use parender::render::cli::ManimRenderer;
 use parender::render::driver::render_with;
-use parender::render::{Progress, RenderFailure, RenderFuture, RenderJob, Rendered, Renderer};
+use parender::render::{RenderFailure, RenderJob, Rendered, Renderer};
 use parender::scene::{Scene, SceneId};
 use parender::settings::RenderSettings;
 use tokio_util::sync::CancellationToken;
 
-/// Renders through one pool directly, as the warm backend does through the
-/// project's runner.
-struct WarmRenderer {
-    pool: Arc<WarmPool>,
-}
-
-impl Renderer for WarmRenderer {
-    fn render<'a>(
-        &'a self,
-        job: &'a RenderJob,
-        progress: Progress<'a>,
-        cancel: &'a CancellationToken,
-    ) -> RenderFuture<'a> {
-        let pool = &self.pool;
-        Box::pin(render_with(
-            job,
-            progress,
-            pool.python(),
-            move |run| async move { pool.run_script(&run, cancel).await },
-        ))
-    }
-}
+/// The warm renderer over one pool (the project's runner wraps one).
+type WarmRenderer = parender::render::warm::WarmRenderer<WarmPool>;
 
 const LONG: Duration = Duration::from_secs(120);
 
@@ -137,7 +117,7 @@ async fn warm_render_equals_cli_render_frame_for_frame() {
     let p = TestProject::new("");
     p.write("scenes/mixed.py", MIXED);
     let warm = WarmRenderer {
-        pool: pool(&p, 1).await,
+        runner: pool(&p, 1).await,
     };
     let by_cli = cli_frames(&job(&p, "scenes/mixed.py", "Mixed", "cli", LONG)).await;
     let by_warm = warm_frames(&warm, &job(&p, "scenes/mixed.py", "Mixed", "warm", LONG)).await;
@@ -173,9 +153,9 @@ async fn crashing_children_fail_alone_and_the_pool_goes_on() {
     let p = TestProject::new("");
     p.write("scenes/good.py", GOOD);
     let warm = WarmRenderer {
-        pool: pool(&p, 1).await,
+        runner: pool(&p, 1).await,
     };
-    let worker = warm.pool.idle_worker_pids();
+    let worker = warm.runner.idle_worker_pids();
     let good = job(&p, "scenes/good.py", "Good", "good", LONG);
     let cases = [
         (
@@ -194,7 +174,7 @@ async fn crashing_children_fail_alone_and_the_pool_goes_on() {
         assert!(message.contains(expected), "{name}: {message}");
         ok(render(&warm, &good).await);
         assert_eq!(
-            warm.pool.idle_worker_pids(),
+            warm.runner.idle_worker_pids(),
             worker,
             "{name}: worker replaced"
         );
@@ -221,9 +201,9 @@ async fn a_hanging_child_times_out_with_its_descendants_and_the_pool_goes_on() {
     let pidfile = p.path().join("helper.pid");
     common::write_hanging_scene(&p, "scenes/hang.py", "Hang", &pidfile, true);
     let warm = WarmRenderer {
-        pool: pool(&p, 1).await,
+        runner: pool(&p, 1).await,
     };
-    let worker = warm.pool.idle_worker_pids();
+    let worker = warm.runner.idle_worker_pids();
     let j = job(&p, "scenes/hang.py", "Hang", "hang", Duration::from_secs(4));
     let start = Instant::now();
     let r = render(&warm, &j).await;
@@ -238,7 +218,7 @@ async fn a_hanging_child_times_out_with_its_descendants_and_the_pool_goes_on() {
         "the scene's helper survived"
     );
     ok(render(&warm, &job(&p, "scenes/good.py", "Good", "good", LONG)).await);
-    assert_eq!(warm.pool.idle_worker_pids(), worker);
+    assert_eq!(warm.runner.idle_worker_pids(), worker);
 }
 
 /// Whether a live process is in process group `pgid`.
@@ -291,7 +271,7 @@ async fn cancel_ends_the_child_and_everything_it_started_quickly() {
     p.write("scenes/good.py", GOOD)
         .write("scenes/linger.py", LINGER);
     let warm = WarmRenderer {
-        pool: pool(&p, 1).await,
+        runner: pool(&p, 1).await,
     };
     let j = job(&p, "scenes/linger.py", "Linger", "linger", LONG);
     let cancel = CancellationToken::new();
@@ -318,15 +298,15 @@ async fn a_worker_that_dies_is_replaced_and_only_its_request_fails() {
     p.write("scenes/good.py", GOOD)
         .write("scenes/linger.py", LINGER);
     let warm = WarmRenderer {
-        pool: pool(&p, 1).await,
+        runner: pool(&p, 1).await,
     };
     let good = job(&p, "scenes/good.py", "Good", "good", LONG);
     // Killed while idle: the next request gets a fresh worker.
-    let first = warm.pool.idle_worker_pids()[0] as i32;
+    let first = warm.runner.idle_worker_pids()[0] as i32;
     unsafe { libc::kill(first, libc::SIGKILL) };
     tokio::time::sleep(Duration::from_millis(200)).await;
     ok(render(&warm, &good).await);
-    let second = warm.pool.idle_worker_pids()[0] as i32;
+    let second = warm.runner.idle_worker_pids()[0] as i32;
     assert_ne!(second, first);
     // Killed during a render: that render fails, with its child and what
     // the child started, and the next one works.
@@ -355,7 +335,7 @@ async fn edited_helpers_and_scenes_are_seen_by_the_next_render() {
     p.write("scenes/helper.py", "COLOR = '#ff0000'\n")
         .write("scenes/edited.py", HELPER_SCENE);
     let warm = WarmRenderer {
-        pool: pool(&p, 1).await,
+        runner: pool(&p, 1).await,
     };
     let j = |media: &str| job(&p, "scenes/edited.py", "Edited", media, LONG);
     let before = warm_frames(&warm, &j("warm")).await;
@@ -380,7 +360,7 @@ async fn a_new_pool_sees_an_edited_manim_cfg() {
     let j = |media: &str| job(&p, "scenes/good.py", "Good", media, LONG);
     let before = warm_frames(
         &WarmRenderer {
-            pool: pool(&p, 1).await,
+            runner: pool(&p, 1).await,
         },
         &j("a"),
     )
@@ -388,7 +368,7 @@ async fn a_new_pool_sees_an_edited_manim_cfg() {
     p.write("manim.cfg", "[CLI]\nbackground_color = #405060\n");
     let after = warm_frames(
         &WarmRenderer {
-            pool: pool(&p, 1).await,
+            runner: pool(&p, 1).await,
         },
         &j("b"),
     )
@@ -474,9 +454,9 @@ async fn requests_beyond_the_pool_wait_and_dropping_the_pool_ends_its_workers() 
     let p = TestProject::new("");
     p.write("scenes/good.py", GOOD);
     let warm = WarmRenderer {
-        pool: pool(&p, 2).await,
+        runner: pool(&p, 2).await,
     };
-    let workers = warm.pool.idle_worker_pids();
+    let workers = warm.runner.idle_worker_pids();
     assert_eq!(workers.len(), 2);
     let jobs: Vec<RenderJob> = (0..3)
         .map(|i| job(&p, "scenes/good.py", "Good", &format!("m{i}"), LONG))
@@ -484,7 +464,7 @@ async fn requests_beyond_the_pool_wait_and_dropping_the_pool_ends_its_workers() 
     let all = futures::future::join_all(jobs.iter().map(|j| render(&warm, j))).await;
     let videos: Vec<Vec<String>> = all.into_iter().map(|r| frames(&ok(r).video)).collect();
     assert!(videos.iter().all(|v| *v == videos[0]));
-    let mut after = warm.pool.idle_worker_pids();
+    let mut after = warm.runner.idle_worker_pids();
     after.sort();
     let mut before = workers.clone();
     before.sort();

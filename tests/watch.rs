@@ -19,6 +19,17 @@ struct Watch {
     seen: Vec<Value>,
 }
 
+/// A test that fails half way must not leave its watcher (and its warm
+/// workers) running.
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 impl Watch {
     fn start(p: &TestProject, fake: bool, extra_env: &[(&str, &str)]) -> Watch {
         Watch::start_with(p, fake, extra_env, &[])

@@ -18,11 +18,12 @@ use crate::cache::store::Entry;
 use crate::config::SubtitleMode;
 use crate::error::Error;
 use crate::ffmpeg::Ffmpeg;
-use crate::media::mux::{self, AudioSource, MuxInput};
+use crate::media::mux::{self, AudioSource, MuxInput, Segment};
 use crate::media::recent;
 use crate::media::stitch::{self, Part};
 use crate::report::Reporter;
 use crate::scene::Scene;
+use crate::scene::SceneId;
 
 /// What one build publishes: the scenes that have a render, in order.
 pub struct Publish<'a> {
@@ -87,38 +88,68 @@ fn stamp_of(output: &Path) -> Option<(u64, i128)> {
     ))
 }
 
+/// One scene's mux, with everything it needs owned, so it can run on any
+/// task: here, for every scene at publishing, and earlier, right after its
+/// render (see `commands::build::schedule`), when publishing then finds it
+/// in the mux cache.
+pub struct SceneMux {
+    pub ffmpeg: Ffmpeg,
+    pub cache: PathBuf,
+    pub hashes: std::sync::Arc<HashCache>,
+    pub scene: SceneId,
+    pub entry: Entry,
+    /// The narration's path, absolute.
+    pub audio: Option<PathBuf>,
+    pub gap_frames: u64,
+}
+
+impl SceneMux {
+    pub async fn run(&self) -> Result<Segment, Error> {
+        let e = &self.entry;
+        let input = MuxInput {
+            scene: &self.scene,
+            video: &e.video,
+            video_hash: &e.video_hash,
+            info: &e.info,
+            sound: e.sound_file.as_deref().zip(e.sound.as_deref()),
+            audio: self.audio.as_deref(),
+            gap_frames: self.gap_frames,
+        };
+        mux::mux(&self.ffmpeg, &input, &self.cache, &self.hashes).await
+    }
+}
+
+/// The frames of silence after a scene: `gap` seconds, none after the last.
+pub fn gap_frames(gap: f64, info: &crate::ffmpeg::VideoInfo, last: bool) -> u64 {
+    if last {
+        0
+    } else {
+        (gap * info.fps()).round() as u64
+    }
+}
+
 /// Muxes each scene's render with its narration and own sound (cached).
 async fn mux_all(p: &Publish<'_>, scenes: &[(&Scene, Entry)]) -> Result<Vec<Part>, Error> {
     let last = scenes.len().saturating_sub(1);
-    // Owned inputs, so each mux is a self-contained (Send) future.
     let jobs: Vec<_> = scenes
         .iter()
         .enumerate()
         .map(|(n, (scene, e))| {
-            let fps = e.info.fps_num as f64 / e.info.fps_den as f64;
-            let gap_frames = if n == last {
-                0
-            } else {
-                (p.gap * fps).round() as u64
+            let job = SceneMux {
+                ffmpeg: p.ffmpeg.clone(),
+                cache: p.mux_cache.clone(),
+                hashes: p.hashes.clone(),
+                scene: scene.id.clone(),
+                entry: e.clone(),
+                audio: scene.audio.as_ref().map(|a| p.root.join(a)),
+                gap_frames: gap_frames(p.gap, &e.info, n == last),
             };
-            let audio = scene.audio.as_ref().map(|a| p.root.join(a));
-            let (ff, cache, hashes) = (p.ffmpeg.clone(), p.mux_cache.clone(), p.hashes.clone());
-            let (id, title, e) = (scene.id.clone(), scene.title().to_string(), e.clone());
+            let title = scene.title().to_string();
             async move {
-                let input = MuxInput {
-                    scene: &id,
-                    video: &e.video,
-                    video_hash: &e.video_hash,
-                    info: &e.info,
-                    sound: e.sound_file.as_deref().zip(e.sound.as_deref()),
-                    audio: audio.as_deref(),
-                    gap_frames,
-                };
-                let segment = mux::mux(&ff, &input, &cache, &hashes).await?;
                 Ok(Part {
-                    segment,
+                    segment: job.run().await?,
                     title,
-                    subtitles: e.subtitles_file.clone(),
+                    subtitles: job.entry.subtitles_file.clone(),
                 })
             }
         })

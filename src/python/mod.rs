@@ -18,6 +18,44 @@ use crate::procs::{self, Finished};
 pub use pool::{WarmError, WarmPool};
 pub use runner::Runner;
 
+/// Something that runs Python scripts as `python -c` would: the project's
+/// [`Runner`], or one [`WarmPool`].
+pub trait RunScript: Send + Sync {
+    /// The interpreter, to name in errors.
+    fn python(&self) -> &Path;
+    fn run<'a>(
+        &'a self,
+        run: &'a PythonRun,
+        cancel: &'a CancellationToken,
+    ) -> futures::future::BoxFuture<'a, std::io::Result<Finished>>;
+}
+
+impl RunScript for Runner {
+    fn python(&self) -> &Path {
+        Runner::python(self)
+    }
+    fn run<'a>(
+        &'a self,
+        run: &'a PythonRun,
+        cancel: &'a CancellationToken,
+    ) -> futures::future::BoxFuture<'a, std::io::Result<Finished>> {
+        Box::pin(Runner::run(self, run, cancel))
+    }
+}
+
+impl RunScript for WarmPool {
+    fn python(&self) -> &Path {
+        WarmPool::python(self)
+    }
+    fn run<'a>(
+        &'a self,
+        run: &'a PythonRun,
+        cancel: &'a CancellationToken,
+    ) -> futures::future::BoxFuture<'a, std::io::Result<Finished>> {
+        Box::pin(self.run_script(run, cancel))
+    }
+}
+
 /// The environment of every Python that runs the driver, CLI or warm. Some of
 /// it is read only when the interpreter starts (`PYTHONUNBUFFERED`,
 /// `PYTHONDONTWRITEBYTECODE`) or when Manim is imported (Rich reads

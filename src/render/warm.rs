@@ -8,15 +8,16 @@ use tokio_util::sync::CancellationToken;
 
 use super::driver::render_with;
 use super::{Progress, RenderFuture, RenderJob, Renderer};
-use crate::python::Runner;
+use crate::python::{RunScript, Runner};
 
-/// Renders through the project's [`Runner`]: warm workers, or fresh
-/// processes when they cannot start.
-pub struct WarmRenderer {
-    pub runner: Arc<Runner>,
+/// Renders through the project's [`Runner`] (warm workers, or fresh
+/// processes when they cannot start), or through any other [`RunScript`]
+/// (one pool, in tests).
+pub struct WarmRenderer<R: RunScript + ?Sized = Runner> {
+    pub runner: Arc<R>,
 }
 
-impl Renderer for WarmRenderer {
+impl<R: RunScript + ?Sized> Renderer for WarmRenderer<R> {
     fn render<'a>(
         &'a self,
         job: &'a RenderJob,

@@ -19,7 +19,7 @@ use super::task::{Done, RenderTask};
 use super::{Services, Tally, WatchHooks};
 use crate::cache::store::{Entry, Lookup, Store};
 use crate::error::Error;
-use crate::media::mux::{self, MuxInput};
+use crate::media::publish::{SceneMux, gap_frames};
 use crate::project::Project;
 use crate::render::RenderJob;
 use crate::report::{Reporter, Timer};
@@ -141,32 +141,27 @@ fn early_mux(
         .gap
         .map(|g| g.0.as_secs_f64())
         .unwrap_or(0.0);
-    let audio = scene.audio.as_ref().map(|a| ctx.project.root.join(a));
-    let (ff, hashes, cache) = (
+    let (ffmpeg, hashes, cache) = (
         ctx.services.ffmpeg.clone(),
         p.hashes.clone(),
         p.store.dir().join("mux"),
     );
+    let audio = scene.audio.as_ref().map(|a| ctx.project.root.join(a));
     let (id, cancel) = (scene.id.clone(), ctx.cancel.clone());
-    move |e: Entry| {
+    move |entry: Entry| {
+        let job = SceneMux {
+            gap_frames: gap_frames(gap, &entry.info, last),
+            ffmpeg,
+            cache,
+            hashes,
+            scene: id,
+            entry,
+            audio,
+        };
         Box::pin(async move {
-            let gap_frames = if last {
-                0
-            } else {
-                (gap * e.info.fps()).round() as u64
-            };
-            let input = MuxInput {
-                scene: &id,
-                video: &e.video,
-                video_hash: &e.video_hash,
-                info: &e.info,
-                sound: e.sound_file.as_deref().zip(e.sound.as_deref()),
-                audio: audio.as_deref(),
-                gap_frames,
-            };
             tokio::select! {
                 _ = cancel.cancelled() => {}
-                _ = mux::mux(&ff, &input, &cache, &hashes) => {}
+                _ = job.run() => {}
             }
         })
     }
