@@ -254,7 +254,10 @@ section_clean() {
 
 # ---- edit: one-scene edits under `parender watch` ------------------------
 WLOG=
-finished() { grep -c '"reason":"build-finished"' "$WLOG" || true; }
+# (0 until the log exists: the watcher may not have written yet)
+finished() {
+  if [ -s "$WLOG" ]; then grep -c '"reason":"build-finished"' "$WLOG" || true; else echo 0; fi
+}
 # wait_build K: wait for the K-th build-finished event; sets BUILD_LINE.
 wait_build() {
   local deadline=$((SECONDS + 600))
