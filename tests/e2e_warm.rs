@@ -22,6 +22,11 @@ use parender::scene::{Scene, SceneId};
 use parender::settings::RenderSettings;
 use tokio_util::sync::CancellationToken;
 
+/// The pool's scratch folder, inside the test's project.
+fn scratch(root: &Path) -> PathBuf {
+    root.join(".parender/tmp")
+}
+
 /// The warm renderer over one pool (the project's runner wraps one).
 type WarmRenderer = parender::render::warm::WarmRenderer<WarmPool>;
 
@@ -61,7 +66,7 @@ fn cli() -> ManimRenderer {
 }
 
 async fn pool(p: &TestProject, size: usize) -> Arc<WarmPool> {
-    let pool = WarmPool::start(&python(), p.path(), size).await;
+    let pool = WarmPool::start(&python(), p.path(), size, &scratch(p.path())).await;
     Arc::new(pool.unwrap_or_else(|e| panic!("{e}")))
 }
 
@@ -435,7 +440,7 @@ fn base_python() -> PathBuf {
 #[tokio::test]
 async fn a_python_without_manim_cannot_start_a_pool() {
     let p = TestProject::new("");
-    match WarmPool::start(&base_python(), p.path(), 1).await {
+    match WarmPool::start(&base_python(), p.path(), 1, &scratch(p.path())).await {
         Err(e @ WarmError::NoManim { .. }) => {
             assert!(e.to_string().contains("No module named 'manim'"), "{e}")
         }
@@ -444,7 +449,7 @@ async fn a_python_without_manim_cannot_start_a_pool() {
     }
     let missing = p.path().join("no-python");
     assert!(matches!(
-        WarmPool::start(&missing, p.path(), 1).await,
+        WarmPool::start(&missing, p.path(), 1, &scratch(p.path())).await,
         Err(WarmError::Spawn { .. })
     ));
 }

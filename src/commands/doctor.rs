@@ -50,7 +50,9 @@ async fn render_backend(project: &Project, python: &Path) {
         return;
     }
     let t = std::time::Instant::now();
-    match crate::python::WarmPool::start(python, &project.root, 1).await {
+    match crate::python::WarmPool::start(python, &project.root, 1, &project.state_dir().join("tmp"))
+        .await
+    {
         Ok(pool) => say!(
             "{} render backend: warm (a worker imported Manim {} in {:.1}s; each render forks from it)",
             style("  ok").green().bold(),

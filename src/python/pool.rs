@@ -352,7 +352,7 @@ pub struct WarmPool {
     /// One permit per slot.
     permits: Semaphore,
     /// The children's stdout and stderr files.
-    logs: tempfile::TempDir,
+    logs: Logs,
     next_log: AtomicU64,
 }
 
@@ -394,22 +394,51 @@ impl Lease<'_> {
     }
 }
 
+/// Where the children's output goes; removed with the pool.
+enum Logs {
+    Locked(crate::fsutil::LockedTempDir),
+    Plain(tempfile::TempDir),
+}
+
+impl Logs {
+    fn path(&self) -> &Path {
+        match self {
+            Logs::Locked(d) => d.path(),
+            Logs::Plain(d) => d.path(),
+        }
+    }
+}
+
 impl WarmPool {
     /// Starts `size` workers (at least one) in `root` and waits until all of
     /// them have imported Manim. Fails if any cannot, saying why (with the
-    /// end of its stderr), or if they report different Manim versions.
-    pub async fn start(python: &Path, root: &Path, size: usize) -> Result<WarmPool, WarmError> {
+    /// end of its stderr), or if they report different Manim versions. The
+    /// children's output goes to a folder in `scratch` (the project's
+    /// `.parender/tmp`), locked while the pool lives, so a build removes it
+    /// if the pool's process was killed; in the system's temp folder only
+    /// when `scratch` cannot be written (a read-only project).
+    pub async fn start(
+        python: &Path,
+        root: &Path,
+        size: usize,
+        scratch: &Path,
+    ) -> Result<WarmPool, WarmError> {
         let started =
             futures::future::join_all((0..size.max(1)).map(|_| Worker::start(python, root))).await;
         let workers = started.into_iter().collect::<Result<Vec<_>, _>>()?;
         let manim = workers.first().map(|w| w.manim.clone()).unwrap_or_default();
-        let logs = tempfile::Builder::new()
-            .prefix("parender-warm-")
-            .tempdir()
-            .map_err(|source| WarmError::Spawn {
-                python: python.to_path_buf(),
-                source,
-            })?;
+        let logs = match crate::fsutil::locked_tempdir(scratch, "build-warm-") {
+            Ok(d) => Logs::Locked(d),
+            Err(_) => Logs::Plain(
+                tempfile::Builder::new()
+                    .prefix("parender-warm-")
+                    .tempdir()
+                    .map_err(|source| WarmError::Spawn {
+                        python: python.to_path_buf(),
+                        source,
+                    })?,
+            ),
+        };
         Ok(WarmPool {
             python: python.to_path_buf(),
             root: root.to_path_buf(),

@@ -38,15 +38,18 @@ struct State {
 pub struct Runner {
     python: PathBuf,
     root: PathBuf,
+    /// Where the workers' scratch folder goes (`.parender/tmp`).
+    scratch: PathBuf,
     warm: bool,
     state: Mutex<State>,
 }
 
 impl Runner {
-    pub fn new(python: &Path, root: &Path, warm: bool) -> Runner {
+    pub fn new(python: &Path, root: &Path, scratch: &Path, warm: bool) -> Runner {
         Runner {
             python: python.to_path_buf(),
             root: root.to_path_buf(),
+            scratch: scratch.to_path_buf(),
             warm,
             state: Mutex::new(State::default()),
         }
@@ -54,7 +57,7 @@ impl Runner {
 
     /// A fresh Python per run, always.
     pub fn cold(python: &Path) -> Runner {
-        Runner::new(python, Path::new("."), false)
+        Runner::new(python, Path::new("."), Path::new("."), false)
     }
 
     pub fn python(&self) -> &Path {
@@ -117,7 +120,7 @@ impl Runner {
         if s.failed.as_ref() == Some(&wanted) {
             return None;
         }
-        match WarmPool::start(&self.python, &self.root, wanted.size).await {
+        match WarmPool::start(&self.python, &self.root, wanted.size, &self.scratch).await {
             Ok(pool) => {
                 let pool = Arc::new(pool);
                 s.pool = Some((wanted, pool.clone()));

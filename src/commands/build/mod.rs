@@ -466,6 +466,7 @@ pub fn services(project: &Project) -> Result<Services, Error> {
     let runner = Arc::new(Runner::new(
         &tools.python,
         &project.root,
+        &project.state_dir().join("tmp"),
         backend == Backend::Warm,
     ));
     let fake = std::env::var_os("PARENDER_FAKE_RENDERER").is_some_and(|v| v == "1");
