@@ -443,3 +443,45 @@ fn an_edited_manim_cfg_restarts_the_warm_workers() {
     assert!(red[0] > 200 && red[2] < 50, "{red:?}");
     assert_eq!(w.stop().code(), Some(130));
 }
+
+/// `[render] backend` (like `python`) decides what `watch` renders with: an
+/// edited `parender.toml` that changes it takes effect without a restart,
+/// and the warm workers of the old setting end.
+#[test]
+fn switching_to_the_cli_backend_in_parender_toml_ends_the_warm_workers() {
+    let p = TestProject::new("jobs = 2\n");
+    p.write(
+        "scenes/a.py",
+        "from manim import *\n\n\nclass A(Scene):\n    def construct(self):\n        self.play(FadeIn(Dot()), run_time=0.5)\n",
+    );
+    let mut w = Watch::start(&p, false, &[]);
+    w.next_build();
+    let pid = w.child.id();
+    let deadline = Instant::now() + WAIT;
+    while warm_workers(pid).len() != 2 {
+        assert!(Instant::now() < deadline, "no warm workers");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let toml = std::fs::read_to_string(p.path().join("parender.toml")).unwrap();
+    p.write(
+        "parender.toml",
+        &format!("{toml}\n[render]\nbackend = \"cli\"\n"),
+    );
+    let build = w.next_build();
+    assert_eq!(build.last().unwrap()["success"], true, "{build:#?}");
+    while !warm_workers(pid).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the warm workers outlived the switch to the cli backend"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Renders still work, the cli way.
+    p.write(
+        "scenes/a.py",
+        "from manim import *\n\n\nclass A(Scene):\n    def construct(self):\n        self.play(FadeIn(Square()), run_time=0.5)\n",
+    );
+    assert_eq!(rendered(&w.next_build()), vec!["scenes/a.py:A"]);
+    assert!(warm_workers(pid).is_empty());
+    assert_eq!(w.stop().code(), Some(130));
+}

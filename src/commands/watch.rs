@@ -213,6 +213,39 @@ fn start(
     Cycle { handle, hooks }
 }
 
+/// `parender.toml` changed: the new project and filter, and new services
+/// (Python, backend, warm workers) when what they are made from changed.
+/// A configuration that does not parse keeps the last good one.
+fn reload(
+    project: &mut Project,
+    filter: &mut Filter,
+    services: &mut Arc<Services>,
+    reporter: &Reporter,
+) {
+    let p = match Project::open(Some(&project.root)) {
+        Ok(p) => p,
+        Err(e) => {
+            reporter.error(&e);
+            reporter.warning("keeping the last good configuration until parender.toml is fixed");
+            return;
+        }
+    };
+    match Filter::new(&p) {
+        Ok(f) => *filter = f,
+        Err(e) => reporter.error(&e),
+    }
+    let (old, new) = (&project.config, &p.config);
+    if (&old.python, &old.manim, old.render.backend)
+        != (&new.python, &new.manim, new.render.backend)
+    {
+        match crate::commands::build::services(&p) {
+            Ok(s) => *services = Arc::new(s),
+            Err(e) => reporter.error(&e),
+        }
+    }
+    *project = p;
+}
+
 /// Stops the in-flight renders whose inputs changed; the others keep going.
 async fn supersede(cycle: &Cycle, project: &Project, overrides: &Overrides, services: &Services) {
     cycle
@@ -286,7 +319,7 @@ async fn watch(
     cancel: CancellationToken,
 ) -> Result<ExitCode, Error> {
     let mut project = Project::open(args.profile.project.as_deref())?;
-    let services = Arc::new(crate::commands::build::services(&project)?);
+    let mut services = Arc::new(crate::commands::build::services(&project)?);
     let overrides = args.profile.overrides();
     let parse = |s: &str, what: &str| {
         parse_duration(s).ok_or_else(|| Error::Selection {
@@ -396,19 +429,7 @@ async fn watch(
                 }
                 reporter.status("Changed", &paths.join(", "));
                 if paths.iter().any(|p| p == MANIFEST) {
-                    match Project::open(Some(&project.root)) {
-                        Ok(p) => {
-                            project = p;
-                            match Filter::new(&project) {
-                                Ok(f) => filter = f,
-                                Err(e) => reporter.error(&e),
-                            }
-                        }
-                        Err(e) => {
-                            reporter.error(&e);
-                            reporter.warning("keeping the last good configuration until parender.toml is fixed");
-                        }
-                    }
+                    reload(&mut project, &mut filter, &mut services, reporter);
                 }
                 match &cycle {
                     Some(c) => {
