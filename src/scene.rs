@@ -42,6 +42,19 @@ pub struct Scene {
 }
 
 impl Scene {
+    /// Scene `class` of `file`, before pairing: no line, no audio, no title.
+    pub fn new(file: &str, class: &str, timeout: Duration) -> Scene {
+        Scene {
+            id: SceneId::new(file, class),
+            file: file.into(),
+            class: class.into(),
+            line: None,
+            audio: None,
+            timeout,
+            title: None,
+        }
+    }
+
     /// Its chapter title: the configured one, else the class name.
     pub fn title(&self) -> &str {
         self.title.as_deref().unwrap_or(&self.class)

@@ -14,7 +14,7 @@ use parender::ffmpeg::Ffmpeg;
 use parender::render::cli::ManimRenderer;
 use parender::render::split::{self, SceneAnalysis};
 use parender::render::{RenderFailure, RenderJob, Rendered, Renderer};
-use parender::scene::{Scene, SceneId};
+use parender::scene::Scene;
 use parender::settings::RenderSettings;
 use tokio_util::sync::CancellationToken;
 
@@ -127,15 +127,7 @@ fn settings(quality: Quality) -> RenderSettings {
 
 fn job(p: &TestProject, file: &str, class: &str, media: &str, quality: Quality) -> RenderJob {
     RenderJob {
-        scene: Scene {
-            id: SceneId::new(file, class),
-            file: file.into(),
-            class: class.into(),
-            line: None,
-            audio: None,
-            timeout: Duration::from_secs(600),
-            title: None,
-        },
+        scene: Scene::new(file, class, Duration::from_secs(600)),
         settings: settings(quality),
         project_root: p.path().to_path_buf(),
         media_dir: p.path().join("media").join(media),

@@ -18,7 +18,7 @@ use parender::python::{PythonRun, WarmError, WarmPool, run_cli};
 use parender::render::cli::ManimRenderer;
 use parender::render::driver::render_with;
 use parender::render::{RenderFailure, RenderJob, Rendered, Renderer};
-use parender::scene::{Scene, SceneId};
+use parender::scene::Scene;
 use parender::settings::RenderSettings;
 use tokio_util::sync::CancellationToken;
 
@@ -34,15 +34,7 @@ const LONG: Duration = Duration::from_secs(120);
 
 fn job(p: &TestProject, file: &str, class: &str, media: &str, timeout: Duration) -> RenderJob {
     RenderJob {
-        scene: Scene {
-            id: SceneId::new(file, class),
-            file: file.into(),
-            class: class.into(),
-            line: None,
-            audio: None,
-            timeout,
-            title: None,
-        },
+        scene: Scene::new(file, class, timeout),
         settings: RenderSettings {
             quality: Quality::Low,
             width: 854,

@@ -485,15 +485,7 @@ mod tests {
     use super::*;
 
     fn scene(file: &str, class: &str) -> Scene {
-        Scene {
-            id: SceneId::new(file, class),
-            file: file.into(),
-            class: class.into(),
-            line: None,
-            audio: None,
-            timeout: DEFAULT_TIMEOUT,
-            title: None,
-        }
+        Scene::new(file, class, DEFAULT_TIMEOUT)
     }
 
     #[test]

@@ -169,7 +169,6 @@ pub fn pair(
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::scene::SceneId;
 
     fn project(dir: &Path, toml: &str) -> Project {
         Project {
@@ -181,15 +180,7 @@ mod tests {
     }
 
     fn scene(file: &str, class: &str) -> Scene {
-        Scene {
-            id: SceneId::new(file, class),
-            file: file.into(),
-            class: class.into(),
-            line: None,
-            audio: None,
-            timeout: crate::config::DEFAULT_TIMEOUT,
-            title: None,
-        }
+        Scene::new(file, class, crate::config::DEFAULT_TIMEOUT)
     }
 
     fn touch(root: &Path, rel: &str) {

@@ -90,18 +90,9 @@ pub fn plan(
 mod tests {
     use super::*;
     use crate::cache::store::LocalStore;
-    use crate::scene::SceneId;
 
     fn scene(class: &str) -> Scene {
-        Scene {
-            id: SceneId::new("scenes/a.py", class),
-            file: "scenes/a.py".into(),
-            class: class.into(),
-            line: None,
-            audio: None,
-            timeout: crate::config::DEFAULT_TIMEOUT,
-            title: None,
-        }
+        Scene::new("scenes/a.py", class, crate::config::DEFAULT_TIMEOUT)
     }
 
     fn entry(key: &str, s: &Scene) -> Entry {

@@ -106,7 +106,6 @@ pub async fn card(
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::scene::SceneId;
     use crate::settings::Overrides;
 
     #[tokio::test]
@@ -116,15 +115,7 @@ mod tests {
             ffmpeg: "ffmpeg".into(),
             ffprobe: "ffprobe".into(),
         };
-        let scene = Scene {
-            id: SceneId::new("scenes/a.py", "A"),
-            file: "scenes/a.py".into(),
-            class: "A".into(),
-            line: None,
-            audio: None,
-            timeout: crate::config::DEFAULT_TIMEOUT,
-            title: None,
-        };
+        let scene = Scene::new("scenes/a.py", "A", crate::config::DEFAULT_TIMEOUT);
         let settings = BuildSettings::resolve(&Config::default(), &Overrides::default());
         let error = SceneError::plain("boom");
         let hashes = HashCache::default();

@@ -227,15 +227,7 @@ mod tests {
 
     #[test]
     fn each_scene_has_its_own_fixed_seed() {
-        let scene = |file: &str, class: &str| Scene {
-            id: crate::scene::SceneId::new(file, class),
-            file: file.into(),
-            class: class.into(),
-            line: None,
-            audio: None,
-            timeout: Duration::from_secs(1),
-            title: None,
-        };
+        let scene = |file: &str, class: &str| Scene::new(file, class, Duration::from_secs(1));
         let a = scene_seed(&scene("scenes/a.py", "A"));
         assert_eq!(a, scene_seed(&scene("scenes/a.py", "A")));
         assert_ne!(a, scene_seed(&scene("scenes/a.py", "B")));
