@@ -288,6 +288,43 @@ impl Ffmpeg {
         Ok(!String::from_utf8_lossy(&out).trim().is_empty())
     }
 
+    /// The video streams of a concat demuxer `list` joined by stream copy
+    /// into the MP4 `out`, with the pieces' timescale (`info`'s time base)
+    /// and no metadata of theirs.
+    pub async fn concat_copy(
+        &self,
+        list: &Path,
+        info: &VideoInfo,
+        out: &Path,
+    ) -> Result<(), Error> {
+        let timescale = (info.tb_den / info.tb_num.max(1)).to_string();
+        let a = args![
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "concat",
+            "-safe",
+            "0",
+            "-i",
+            list,
+            "-map",
+            "0:v:0",
+            "-c",
+            "copy",
+            "-map_metadata",
+            "-1",
+            "-video_track_timescale",
+            timescale,
+            "-f",
+            "mp4",
+            out,
+        ];
+        self.run("ffmpeg", &a, out).await?;
+        Ok(())
+    }
+
     /// `ffmpeg -i input <options> out`: one file converted to another.
     async fn convert(&self, input: &Path, options: &[&str], out: &Path) -> Result<(), Error> {
         let mut a = args!["-nostdin", "-v", "error", "-y", "-i", input].to_vec();

@@ -38,6 +38,18 @@ pub struct RenderSettings {
 }
 
 impl RenderSettings {
+    /// Manim's preset for `quality` (its size and frame rate), nothing added.
+    pub fn preset(quality: Quality) -> RenderSettings {
+        let (width, height, fps) = quality.preset();
+        RenderSettings {
+            quality,
+            width,
+            height,
+            fps,
+            manim_args: Vec::new(),
+        }
+    }
+
     /// Arguments for `manim render` that select this quality and frame rate.
     pub fn manim_flags(&self) -> Vec<String> {
         let mut v = vec![self.quality.flag().to_string()];

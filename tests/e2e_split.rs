@@ -115,14 +115,7 @@ class Breaks(Scene):
 "#;
 
 fn settings(quality: Quality) -> RenderSettings {
-    let (width, height, fps) = quality.preset();
-    RenderSettings {
-        quality,
-        width,
-        height,
-        fps,
-        manim_args: vec![],
-    }
+    RenderSettings::preset(quality)
 }
 
 fn job(p: &TestProject, file: &str, class: &str, media: &str, quality: Quality) -> RenderJob {

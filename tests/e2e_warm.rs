@@ -35,13 +35,7 @@ const LONG: Duration = Duration::from_secs(120);
 fn job(p: &TestProject, file: &str, class: &str, media: &str, timeout: Duration) -> RenderJob {
     RenderJob {
         scene: Scene::new(file, class, timeout),
-        settings: RenderSettings {
-            quality: Quality::Low,
-            width: 854,
-            height: 480,
-            fps: 15,
-            manim_args: vec![],
-        },
+        settings: RenderSettings::preset(Quality::Low),
         project_root: p.path().to_path_buf(),
         media_dir: p.path().join("media").join(media),
         key: "key".into(),

@@ -269,13 +269,7 @@ mod tests {
                 ("scenes/a.py".to_string(), "h1".to_string()),
                 ("scenes/common.py".to_string(), "h2".to_string()),
             ]),
-            settings: RenderSettings {
-                quality: Quality::Low,
-                width: 854,
-                height: 480,
-                fps: 15,
-                manim_args: vec![],
-            },
+            settings: RenderSettings::preset(Quality::Low),
             versions: ToolVersions {
                 python: "3.11.7".into(),
                 manim: "0.19.0".into(),

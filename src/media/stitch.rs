@@ -28,7 +28,7 @@ use crate::error::Error;
 use crate::ffmpeg::{BYTES_PER_SAMPLE, Ffmpeg, FinalMux};
 use crate::media::mux::Segment;
 use crate::media::subtitles::{self, Cue};
-use crate::media::timeline::Timeline;
+use crate::media::timeline::{Timeline, concat_line};
 
 /// One scene of the final video: its segment, chapter title and subtitles.
 #[derive(Debug, Clone)]
@@ -50,31 +50,10 @@ pub struct Stitched {
     pub side_files: Vec<PathBuf>,
 }
 
-fn concat_line(path: &Path) -> String {
-    // The concat demuxer's quoting: '...' with ' written as '\''.
-    format!(
-        "file '{}'\n",
-        path.display().to_string().replace('\'', "'\\''")
-    )
-}
-
-/// The concat list: every piece with its exact duration, as the difference
-/// of its end and start on the timeline (so rounding never accumulates).
+/// The concat list of every part's pieces, each with its exact duration.
 fn concat_list(parts: &[Part], timeline: &Timeline) -> String {
-    let mut out = String::new();
-    let mut frame = 0;
-    for piece in parts.iter().flat_map(|p| &p.segment.pieces) {
-        let from = timeline.micros_at(frame);
-        frame += piece.frames;
-        let to = timeline.micros_at(frame);
-        out.push_str(&concat_line(&piece.path));
-        out.push_str(&format!(
-            "duration {}.{:06}\n",
-            (to - from) / 1_000_000,
-            (to - from) % 1_000_000
-        ));
-    }
-    out
+    let pieces = parts.iter().flat_map(|p| &p.segment.pieces);
+    timeline.concat_list(pieces.map(|p| (p.path.as_path(), p.frames)))
 }
 
 /// Writes the whole audio track to `out`: for each segment, its audio then

@@ -6,6 +6,7 @@
 //! a piece's container duration is rounded (MP4 movie headers count
 //! milliseconds) and would push every later frame off the frame grid.
 use std::fmt::Write as _;
+use std::path::Path;
 
 /// One scene on the timeline.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,6 +16,15 @@ pub struct Placed {
     pub start: u64,
     /// Its frames, hold and gap included.
     pub frames: u64,
+}
+
+/// One `file` line of a concat demuxer list, quoted its way: `'...'`
+/// with `'` written as `'\''`.
+pub fn concat_line(path: &Path) -> String {
+    format!(
+        "file '{}'\n",
+        path.display().to_string().replace('\'', "'\\''")
+    )
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -72,6 +82,23 @@ impl Timeline {
     /// frame stays under half a microsecond.
     pub fn micros_at(&self, frame: u64) -> u64 {
         self.at(frame, 1_000_000)
+    }
+
+    /// The concat demuxer's list for `pieces` (path, frames) laid end to
+    /// end from frame 0: each with its exact duration, the difference of its
+    /// end and start here, so rounding never accumulates and no piece is
+    /// placed at its container's rounded length.
+    pub fn concat_list<'a>(&self, pieces: impl IntoIterator<Item = (&'a Path, u64)>) -> String {
+        let mut out = String::new();
+        let mut frame = 0;
+        for (path, frames) in pieces {
+            let from = self.micros_at(frame);
+            frame += frames;
+            let d = self.micros_at(frame) - from;
+            out.push_str(&concat_line(path));
+            let _ = writeln!(out, "duration {}.{:06}", d / 1_000_000, d % 1_000_000);
+        }
+        out
     }
 
     /// Chapters as an FFMETADATA file: one per scene, from its first frame

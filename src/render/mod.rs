@@ -170,13 +170,7 @@ mod tests {
     use crate::config::Quality;
 
     fn settings() -> RenderSettings {
-        RenderSettings {
-            quality: Quality::Low,
-            width: 854,
-            height: 480,
-            fps: 15,
-            manim_args: vec![],
-        }
+        RenderSettings::preset(Quality::Low)
     }
 
     #[test]

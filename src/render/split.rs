@@ -492,7 +492,7 @@ pub async fn join(ffmpeg: &Ffmpeg, pieces: &[PathBuf], out: &Path) -> Result<(),
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
     std::fs::write(&list, concat_list(pieces, &infos)).map_err(|e| Error::io(&list, e))?;
-    let joined = concat(ffmpeg, &list, first, &tmp).await;
+    let joined = ffmpeg.concat_copy(&list, first, &tmp).await;
     let _ = std::fs::remove_file(&list);
     let checked = match joined {
         Ok(()) => check_joined(ffmpeg, &infos, &tmp).await,
@@ -537,51 +537,14 @@ fn check_formats(pieces: &[PathBuf], infos: &[VideoInfo]) -> Result<(), Error> {
 
 /// The concat demuxer's list: every piece, quoted, with its exact duration.
 fn concat_list(pieces: &[PathBuf], infos: &[VideoInfo]) -> String {
-    let timeline = Timeline::new(
-        infos[0].fps_num,
-        infos[0].fps_den,
-        infos.iter().map(|i| (String::new(), i.frames)),
-    );
-    let mut out = String::new();
-    for (path, placed) in pieces.iter().zip(&timeline.scenes) {
-        let micros =
-            timeline.micros_at(placed.start + placed.frames) - timeline.micros_at(placed.start);
-        let quoted = path.display().to_string().replace('\'', "'\\''");
-        out.push_str(&format!(
-            "file '{quoted}'\nduration {}.{:06}\n",
-            micros / 1_000_000,
-            micros % 1_000_000
-        ));
-    }
-    out
-}
-
-/// `ffmpeg -f concat -i list -c copy` into `out`, with the pieces' MP4
-/// timescale.
-async fn concat(ffmpeg: &Ffmpeg, list: &Path, info: &VideoInfo, out: &Path) -> Result<(), Error> {
-    let timescale = (info.tb_den / info.tb_num.max(1)).to_string();
-    let mut cmd = tokio::process::Command::new(&ffmpeg.ffmpeg);
-    cmd.args([
-        "-nostdin", "-v", "error", "-y", "-f", "concat", "-safe", "0",
-    ])
-    .arg("-i")
-    .arg(list)
-    .args(["-map", "0:v:0", "-c", "copy", "-map_metadata", "-1"])
-    .args(["-video_track_timescale", &timescale, "-f", "mp4"])
-    .arg(out);
-    let media = |message: String| Error::Media {
-        tool: "ffmpeg",
-        what: out.display().to_string(),
-        message,
-    };
-    let done = crate::procs::output(cmd)
-        .await
-        .map_err(|e| media(format!("cannot run {}: {e}", ffmpeg.ffmpeg.display())))?;
-    if done.status.success() {
-        Ok(())
-    } else {
-        Err(media(crate::procs::tail_lines(&done.stderr, 8)))
-    }
+    let frames = infos.iter().map(|i| (String::new(), i.frames));
+    let timeline = Timeline::new(infos[0].fps_num, infos[0].fps_den, frames);
+    timeline.concat_list(
+        pieces
+            .iter()
+            .map(PathBuf::as_path)
+            .zip(infos.iter().map(|i| i.frames)),
+    )
 }
 
 /// The joined video has the pieces' format and all their frames.

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use crate::analyze::discover::{self, Discovery};
 use crate::analyze::fingerprint::{Fingerprinter, Inputs, explain};
 use crate::analyze::hashcache::HashCache;
-use crate::cache::store::{LocalStore, Lookup, Store};
+use crate::cache::store::{Entry, LocalStore, Lookup, Store};
 use crate::error::Error;
 use crate::project::Project;
 use crate::python::Runner;
@@ -68,12 +68,18 @@ impl Prepared {
     /// Whether scene `i` makes sound of its own (`add_sound`), as its latest
     /// render in this profile (else the other) shows; `None` before any.
     pub fn scene_sound(&self, i: usize) -> Option<bool> {
+        self.find_latest(i, |e| Some(e.sound.is_some()))
+    }
+
+    /// `found` of scene `i`'s latest render in this profile, else in the
+    /// other one: the first that is in the cache and gives `Some`.
+    pub fn find_latest<T>(&self, i: usize, found: impl Fn(Entry) -> Option<T>) -> Option<T> {
         let id = &self.discovery.scenes[i].id;
         let profile = self.settings.profile.name();
         [profile, "dev", "release"]
             .iter()
             .find_map(|prof| match self.store.latest(id, prof) {
-                Ok(Lookup::Hit(e)) => Some(e.sound.is_some()),
+                Ok(Lookup::Hit(e)) => found(*e),
                 _ => None,
             })
     }
@@ -99,13 +105,7 @@ pub fn why_stale(p: &Prepared, i: usize, corrupt: Option<&str>) -> Vec<String> {
     // The last render in this profile, else in the other one (so switching
     // to --release says "quality changed low -> high", not "never built").
     let profile = p.settings.profile.name();
-    let prev =
-        [profile, "dev", "release"]
-            .iter()
-            .find_map(|prof| match p.store.latest(&scene.id, prof) {
-                Ok(Lookup::Hit(e)) => e.inputs,
-                _ => None,
-            });
+    let prev = p.find_latest(i, |e| e.inputs);
     if prev.is_none()
         && let Some(last) = [profile, "dev", "release"]
             .iter()

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::prepare::{Prepared, why_stale};
 use super::task::{Done, RenderTask};
 use super::{Services, Tally, WatchHooks};
-use crate::cache::store::{Entry, Lookup, Store};
+use crate::cache::store::Entry;
 use crate::error::Error;
 use crate::media::publish::{SceneMux, gap_frames};
 use crate::project::Project;
@@ -57,26 +57,22 @@ pub(super) struct LastRender {
 /// Renders the stale scenes, longest first, and records each result.
 pub(super) async fn render_stale(
     ctx: &Context<'_>,
-    mut stale: Vec<(usize, Option<String>)>,
+    stale: Vec<(usize, Option<String>)>,
     tally: &mut Tally,
 ) -> Result<RenderTimings, Error> {
     let timer = Timer::start();
-    let expected: Vec<f64> = stale
-        .iter()
-        .map(|(i, _)| expected_seconds(ctx.p, &ctx.project.root, *i))
+    let mut ordered: Vec<(f64, usize, Option<String>)> = stale
+        .into_iter()
+        .map(|(i, corrupt)| (expected_seconds(ctx.p, &ctx.project.root, i), i, corrupt))
         .collect();
-    let mut order: Vec<usize> = (0..stale.len()).collect();
-    order.sort_by(|a, b| expected[*b].total_cmp(&expected[*a]).then(a.cmp(b)));
-    let mut ordered: Vec<(usize, Option<String>)> = order
-        .iter()
-        .map(|k| std::mem::take(&mut stale[*k]))
-        .collect();
+    // Longest first; equal ones in the scenes' order (the sort is stable).
+    ordered.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let sorted: Vec<f64> = ordered.iter().map(|s| s.0).collect();
     ctx.reporter.start_progress(ordered.len());
     let jobs = ctx.p.settings.jobs;
     let slots = Arc::new(Semaphore::new(jobs));
     let mut tasks = tokio::task::JoinSet::new();
-    let sorted: Vec<f64> = order.iter().map(|k| expected[*k]).collect();
-    for (n, (i, corrupt)) in ordered.drain(..).enumerate() {
+    for (n, (_, i, corrupt)) in ordered.into_iter().enumerate() {
         let pieces = if n == 0 && ctx.split {
             split_pieces(&sorted, jobs)
         } else {
@@ -226,19 +222,13 @@ fn split_pieces(expected: &[f64], jobs: usize) -> usize {
 pub(super) fn expected_seconds(p: &Prepared, root: &Path, i: usize) -> f64 {
     let scene = &p.discovery.scenes[i];
     let here = &p.settings.render;
-    for profile in ["dev", "release"] {
-        if let Ok(Lookup::Hit(e)) = p.store.latest(&scene.id, profile) {
-            let then = pixel_rate(e.info.width, e.info.height, e.info.fps());
-            let now = pixel_rate(here.width, here.height, here.fps as f64);
-            let scale = if profile == p.settings.profile.name() {
-                1.0
-            } else {
-                (now / then.max(1.0)).powf(0.7)
-            };
-            return e.render_seconds * scale;
-        }
-    }
-    estimate_seconds(&root.join(&scene.file), scene.line, here)
+    let now = pixel_rate(here.width, here.height, here.fps as f64);
+    // Scaled by the pixel rate when it rendered at another quality.
+    let recorded = p.find_latest(i, |e| {
+        let then = pixel_rate(e.info.width, e.info.height, e.info.fps());
+        Some(e.render_seconds * (now / then.max(1.0)).powf(0.7))
+    });
+    recorded.unwrap_or_else(|| estimate_seconds(&root.join(&scene.file), scene.line, here))
 }
 
 fn pixel_rate(width: u32, height: u32, fps: f64) -> f64 {
@@ -297,20 +287,8 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let f = t.path().join("s.py");
         std::fs::write(&f, "class A(Scene):\n    def construct(self):\n        self.play(X)\n        self.play(Y)\n        self.wait()\n").unwrap();
-        let low = RenderSettings {
-            quality: crate::config::Quality::Low,
-            width: 854,
-            height: 480,
-            fps: 15,
-            manim_args: vec![],
-        };
-        let high = RenderSettings {
-            quality: crate::config::Quality::High,
-            width: 1920,
-            height: 1080,
-            fps: 60,
-            manim_args: vec![],
-        };
+        let low = RenderSettings::preset(crate::config::Quality::Low);
+        let high = RenderSettings::preset(crate::config::Quality::High);
         let a = estimate_seconds(&f, Some(1), &low);
         assert!((a - 1.9).abs() < 1e-9, "{a}");
         assert!(estimate_seconds(&f, Some(1), &high) > 3.0 * a);
