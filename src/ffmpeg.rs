@@ -447,8 +447,18 @@ impl Ffmpeg {
         Ok(())
     }
 
-    /// Joins the pieces of `m.concat_list` (identical formats) by stream
-    /// copy, muxes one PCM track encoded once to AAC, the chapters of an
+    /// 48 kHz stereo s16le PCM in `pcm`, encoded to AAC in ADTS (returned),
+    /// the encoder's priming packet first.
+    pub async fn encode_aac(&self, pcm: &Path, bitrate: &str) -> Result<Vec<u8>, Error> {
+        let args = args![
+            "-nostdin", "-v", "error", "-f", "s16le", "-ar", "48000", "-ac", "2", "-i", pcm,
+            "-c:a", "aac", "-b:a", bitrate, "-f", "adts", "pipe:1",
+        ];
+        self.run("ffmpeg", &args, pcm).await
+    }
+
+    /// Joins the pieces of `m.concat_list` (identical formats) and the AAC
+    /// track by stream copy, with the chapters of an
     /// FFMETADATA file and, when given, an SRT file as a soft subtitle
     /// track (mov_text).
     pub async fn final_mux(&self, m: &FinalMux<'_>) -> Result<(), Error> {
@@ -464,14 +474,12 @@ impl Ffmpeg {
             "0",
             "-i",
             m.concat_list,
+            "-itsoffset",
+            crate::media::aac::PRIMING_SECONDS,
             "-f",
-            "s16le",
-            "-ar",
-            "48000",
-            "-ac",
-            "2",
+            "aac",
             "-i",
-            m.pcm,
+            m.aac,
             "-f",
             "ffmetadata",
             "-i",
@@ -498,9 +506,7 @@ impl Ffmpeg {
             "-c:v",
             "copy",
             "-c:a",
-            "aac",
-            "-b:a",
-            "192k",
+            "copy",
             "-video_track_timescale",
             ts,
             "-movflags",
@@ -518,8 +524,9 @@ impl Ffmpeg {
 pub struct FinalMux<'a> {
     /// The concat demuxer's list, with every piece's exact duration.
     pub concat_list: &'a Path,
-    /// The whole audio track: 48 kHz stereo s16le.
-    pub pcm: &'a Path,
+    /// The whole audio track: AAC in ADTS, with the encoder's priming
+    /// packet first (see [`crate::media::aac`]).
+    pub aac: &'a Path,
     /// FFMETADATA with one `[CHAPTER]` per scene.
     pub chapters: &'a Path,
     /// An SRT file to embed as a soft subtitle track.

@@ -314,7 +314,14 @@ async fn publish_now(
         }
         None => {
             reporter.status("Stitching", &format!("{}{because}", scenes(parts.len())));
-            let s = stitch::stitch(p.ffmpeg, &parts, p.subtitles, p.work, p.output, cancel).await?;
+            let stitcher = stitch::Stitcher {
+                ffmpeg: p.ffmpeg,
+                subtitles: p.subtitles,
+                work: p.work,
+                aac_chunks: &cache.join("aac"),
+                jobs: p.jobs,
+            };
+            let s = stitch::stitch(&stitcher, &parts, p.output, cancel).await?;
             recent::keep(
                 cache,
                 &key,

@@ -6,7 +6,8 @@
 //! written into the concat list from the [`Timeline`] (whole frames), so no
 //! container's rounded duration can push a frame off the grid. Audio: one
 //! PCM track laid out by sample count, each scene starting at the sample
-//! where its first frame starts, then encoded to AAC once; the segments'
+//! where its first frame starts, then encoded to AAC by [`aac`] (only the
+//! chunks that changed since an earlier stitch); the segments'
 //! FLAC audio is decoded for it by one ffmpeg run (the concat demuxer, whose
 //! output is checked against every segment's sample count). Chapters (one
 //! per scene) and subtitles (every scene's cues, shifted to its start) come
@@ -26,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::SubtitleMode;
 use crate::error::Error;
 use crate::ffmpeg::{BYTES_PER_SAMPLE, Ffmpeg, FinalMux};
+use crate::media::aac;
 use crate::media::mux::Segment;
 use crate::media::subtitles::{self, Cue};
 use crate::media::timeline::{Timeline, concat_line};
@@ -293,16 +295,26 @@ pub fn remove_abandoned_partials(output: &Path) -> crate::fsutil::Swept {
     crate::fsutil::remove_abandoned(dir, |n| n.starts_with(&prefix) && n.ends_with(PARTIAL))
 }
 
-/// Joins `parts` into `output`. `work` is this build's scratch folder.
-/// Nothing is published once `cancel` fires.
+/// How to stitch: the tools, the folders, the subtitle mode.
+pub struct Stitcher<'a> {
+    pub ffmpeg: &'a Ffmpeg,
+    pub subtitles: SubtitleMode,
+    /// This build's scratch folder.
+    pub work: &'a Path,
+    /// Where the audio track's encoded chunks are kept between stitches.
+    pub aac_chunks: &'a Path,
+    /// Processes run at once.
+    pub jobs: usize,
+}
+
+/// Joins `parts` into `output`. Nothing is published once `cancel` fires.
 pub async fn stitch(
-    ff: &Ffmpeg,
+    st: &Stitcher<'_>,
     parts: &[Part],
-    mode: SubtitleMode,
-    work: &Path,
     output: &Path,
     cancel: &CancellationToken,
 ) -> Result<Stitched, Error> {
+    let (ff, mode, work) = (st.ffmpeg, st.subtitles, st.work);
     check_formats(parts)?;
     let timeline = timeline(parts).ok_or_else(|| Error::Other("nothing to stitch".into()))?;
     std::fs::create_dir_all(work).map_err(|e| Error::io(work, e))?;
@@ -316,6 +328,15 @@ pub async fn stitch(
     let track = work.join("track.pcm");
     let segments: Vec<&Segment> = parts.iter().map(|p| &p.segment).collect();
     write_track(ff, &segments, work, &track).await?;
+    let aac = work.join("track.aac");
+    let encoder = aac::Encoder {
+        ffmpeg: ff,
+        kept: st.aac_chunks,
+        work,
+        jobs: st.jobs,
+    };
+    let encoded = encoder.encode(&track, &aac).await?;
+    tracing::debug!(?encoded, "audio track");
 
     let cues = match mode {
         SubtitleMode::None => Vec::new(),
@@ -345,7 +366,7 @@ pub async fn stitch(
     let first = &parts[0].segment.info;
     ff.final_mux(&FinalMux {
         concat_list: &list,
-        pcm: &track,
+        aac: &aac,
         chapters: &chapters,
         subtitles: srt.as_deref().filter(|_| mode == SubtitleMode::Embed),
         timescale: first.tb_den / first.tb_num.max(1),
