@@ -103,6 +103,53 @@ pub struct MuxInput<'a> {
     pub sound: Option<(&'a Path, &'a str)>,
     pub audio: Option<&'a Path>,
     pub gap_frames: u64,
+    /// The narration, decoded and encoded while the scene rendered.
+    pub ahead: Option<&'a Ahead>,
+}
+
+/// A scene's narration decoded and kept as FLAC ahead of its mux, while the
+/// scene renders (on a core the render leaves idle), so the mux after the
+/// render has only the held tail left to encode. Used when the narration
+/// is still the one decoded (same hash) and the render has no sound of its
+/// own to mix in; otherwise the mux decodes as usual. Its files live in a
+/// locked temp folder in the mux cache, removed when it is dropped.
+pub struct Ahead {
+    hash: String,
+    dir: crate::fsutil::LockedTempDir,
+    /// `audio.flac` in `dir` and its length in samples, if it has any.
+    samples: Option<u64>,
+    problems: Vec<Problem>,
+}
+
+/// Decodes `audio` (a narration) ahead of its mux; `None` when it cannot
+/// be read at all (the mux then says why).
+pub async fn decode_ahead(
+    ff: &Ffmpeg,
+    audio: &Path,
+    cache: &Path,
+    hashes: &HashCache,
+) -> Result<Option<Ahead>, Error> {
+    let Ok(Some(hash)) = hashes.hash(audio) else {
+        return Ok(None);
+    };
+    let dir = crate::fsutil::locked_tempdir(cache, ".tmp-")?;
+    let pcm = dir.path().join("narration.pcm");
+    let mut problems = Vec::new();
+    let n = decode_or_leave_out(ff, audio, &pcm, AudioSource::Narration, &mut problems).await?;
+    let samples = match n {
+        Some(n) if n > 0 => {
+            encode_flac(ff, &pcm, &dir.path().join(AUDIO)).await?;
+            Some(n)
+        }
+        _ => None,
+    };
+    let _ = std::fs::remove_file(&pcm);
+    Ok(Some(Ahead {
+        hash,
+        dir,
+        samples,
+        problems,
+    }))
 }
 
 /// Muxes are cached under `cache` by (video hash, audio content hash, gap,
@@ -139,6 +186,9 @@ pub async fn mux(
     };
     let input = &MuxInput {
         audio: input.audio.filter(|_| audio_hash.is_some()),
+        ahead: input
+            .ahead
+            .filter(|a| input.sound.is_none() && audio_hash.as_deref() == Some(a.hash.as_str())),
         ..*input
     };
     let key = blake3::hash(
@@ -250,8 +300,15 @@ async fn build(
     hashes: &HashCache,
 ) -> Result<MuxMeta, Error> {
     let info = input.info;
-    let mixed = decode_and_mix(ff, input, work).await?;
-    let samples = mixed.pcm.as_ref().map_or(0, |(_, n)| *n);
+    let (audio, mixed) = match input.ahead {
+        Some(a) => (take_ahead(a, work)?, None),
+        None => (None, Some(decode_and_mix(ff, input, work).await?)),
+    };
+    let samples = match (&audio, &mixed) {
+        (Some((_, n)), _) => *n,
+        (None, Some(m)) => m.pcm.as_ref().map_or(0, |(_, n)| *n),
+        (None, None) => 0,
+    };
     let audio_frames = info.frames_for_samples(samples);
     let frames = info.frames.max(audio_frames) + input.gap_frames;
     let hold = frames - info.frames;
@@ -261,6 +318,20 @@ async fn build(
         encode_hold(ff, input, hold, work, &tail).await?;
         hold_hash = hashes.hash(&tail)?;
     }
+    let Some(mixed) = mixed else {
+        let audio = match audio {
+            Some((flac, n)) => Some((hashes.hash(&flac)?.unwrap_or_default(), n)),
+            None => None,
+        };
+        let problems = input.ahead.map(|a| a.problems.clone()).unwrap_or_default();
+        return Ok(MuxMeta {
+            frames,
+            hold: hold_hash,
+            audio,
+            clipped: 0,
+            problems,
+        });
+    };
     let audio = match mixed.pcm {
         Some((pcm, n)) if n > 0 => {
             let flac = work.join(AUDIO);
@@ -281,6 +352,18 @@ async fn build(
         clipped: mixed.clipped,
         problems: mixed.problems,
     })
+}
+
+/// Moves the FLAC decoded ahead into `work` (a copy if it cannot be moved).
+fn take_ahead(a: &Ahead, work: &Path) -> Result<Option<(PathBuf, u64)>, Error> {
+    let Some(n) = a.samples else {
+        return Ok(None);
+    };
+    let (from, to) = (a.dir.path().join(AUDIO), work.join(AUDIO));
+    if std::fs::rename(&from, &to).is_err() {
+        std::fs::copy(&from, &to).map_err(|e| Error::io(&to, e))?;
+    }
+    Ok(Some((to, n)))
 }
 
 /// A segment's decoded audio: PCM and its length in samples, the samples
@@ -545,6 +628,62 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn narration_decoded_ahead_is_whole_or_says_what_is_wrong() {
+        let t = tempfile::tempdir().unwrap();
+        let ff = Ffmpeg {
+            ffmpeg: "ffmpeg".into(),
+            ffprobe: "ffprobe".into(),
+        };
+        let hashes = HashCache::default();
+        let wav = t.path().join("n.wav");
+        let made = std::process::Command::new("ffmpeg")
+            .args([
+                "-nostdin",
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=d=0.5",
+                "-ar",
+                "44100",
+            ])
+            .arg(&wav)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let cache = t.path().join("mux");
+        let a = decode_ahead(&ff, &wav, &cache, &hashes)
+            .await
+            .unwrap()
+            .unwrap();
+        // Resampled to 48 kHz: 0.5 s is 24000 samples.
+        assert_eq!((a.samples, a.problems.len()), (Some(24_000), 0));
+        let work = t.path().join("work");
+        std::fs::create_dir(&work).unwrap();
+        let (flac, n) = take_ahead(&a, &work).unwrap().unwrap();
+        assert_eq!((flac, n), (work.join(AUDIO), 24_000));
+        // Its temp folder goes with it.
+        drop(a);
+        assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 0);
+
+        let empty = t.path().join("e.wav");
+        std::fs::write(&empty, b"").unwrap();
+        let a = decode_ahead(&ff, &empty, &cache, &hashes)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.samples, None);
+        assert_eq!(a.problems[0].message, "is empty (0 bytes)");
+        assert!(
+            decode_ahead(&ff, &t.path().join("gone.wav"), &cache, &hashes)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
 
     fn pcm(values: &[i16]) -> Vec<u8> {
         values.iter().flat_map(|v| v.to_le_bytes()).collect()

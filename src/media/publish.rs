@@ -101,6 +101,8 @@ pub struct SceneMux {
     /// The narration's path, absolute.
     pub audio: Option<PathBuf>,
     pub gap_frames: u64,
+    /// Its narration, decoded while it rendered.
+    pub ahead: Option<mux::Ahead>,
 }
 
 impl SceneMux {
@@ -114,6 +116,7 @@ impl SceneMux {
             sound: e.sound_file.as_deref().zip(e.sound.as_deref()),
             audio: self.audio.as_deref(),
             gap_frames: self.gap_frames,
+            ahead: self.ahead.as_ref(),
         };
         mux::mux(&self.ffmpeg, &input, &self.cache, &self.hashes).await
     }
@@ -142,6 +145,7 @@ async fn mux_all(p: &Publish<'_>, scenes: &[(&Scene, Entry)]) -> Result<Vec<Part
                 scene: scene.id.clone(),
                 entry: e.clone(),
                 audio: scene.audio.as_ref().map(|a| p.root.join(a)),
+                ahead: None,
                 gap_frames: gap_frames(p.gap, &e.info, n == last),
             };
             let title = scene.title().to_string();

@@ -7,9 +7,9 @@
 //! container's rounded duration can push a frame off the grid. Audio: one
 //! PCM track laid out by sample count, each scene starting at the sample
 //! where its first frame starts, then encoded to AAC by [`aac`] (only the
-//! chunks that changed since an earlier stitch); the segments'
-//! FLAC audio is decoded for it by one ffmpeg run (the concat demuxer, whose
-//! output is checked against every segment's sample count). Chapters (one
+//! chunks that changed since an earlier stitch); the segments' FLAC audio
+//! is decoded for it in process (checked against every segment's sample
+//! count). Chapters (one
 //! per scene) and subtitles (every scene's cues, shifted to its start) come
 //! from the same timeline.
 //!
@@ -18,19 +18,18 @@
 //! new file), and only when all are whole, and the build was not
 //! interrupted, renamed into place: side files first, the video last. Temp
 //! files a killed build left beside the output are removed by the next one.
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::SubtitleMode;
 use crate::error::Error;
-use crate::ffmpeg::{BYTES_PER_SAMPLE, Ffmpeg, FinalMux};
+use crate::ffmpeg::{BYTES_PER_SAMPLE, Ffmpeg, FinalMux, SAMPLE_RATE};
 use crate::media::aac;
 use crate::media::mux::Segment;
 use crate::media::subtitles::{self, Cue};
-use crate::media::timeline::{Timeline, concat_line};
+use crate::media::timeline::Timeline;
 
 /// One scene of the final video: its segment, chapter title and subtitles.
 #[derive(Debug, Clone)]
@@ -60,75 +59,112 @@ fn concat_list(parts: &[Part], timeline: &Timeline) -> String {
 
 /// Writes the whole audio track to `out`: for each segment, its audio then
 /// silence up to the sample where the next segment's first frame starts.
-/// The segments' audio is decoded by one ffmpeg run into a pipe.
-async fn write_track(
-    ff: &Ffmpeg,
-    segments: &[&Segment],
-    work: &Path,
-    out: &Path,
-) -> Result<(), Error> {
+/// The segments' FLAC is decoded here, in process.
+fn write_track(segments: &[&Segment], out: &Path) -> Result<(), Error> {
     let file = std::fs::File::create(out).map_err(|e| Error::io(out, e))?;
     let mut w = std::io::BufWriter::new(file);
-    let flacs: Vec<&Path> = segments
+    let flacs = segments
         .iter()
-        .filter_map(|s| s.audio.as_ref().map(|(p, _)| p.as_path()))
-        .collect();
-    if flacs.is_empty() {
-        lay_out(segments, &[][..], &mut w)
-            .await
-            .map_err(|e| Error::io(out, e))?;
-    } else {
-        let list = work.join("audio.txt");
-        let text: String = flacs.iter().map(|p| concat_line(p)).collect();
-        std::fs::write(&list, text).map_err(|e| Error::io(&list, e))?;
-        let mut cmd = tokio::process::Command::new(&ff.ffmpeg);
-        cmd.args([
-            "-nostdin", "-v", "error", "-f", "concat", "-safe", "0", "-i",
-        ])
-        .arg(&list)
-        .args(["-vn", "-f", "s16le", "-c:a", "pcm_s16le", "pipe:1"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-        // Dies with parender; killed if this future is dropped (cancelled).
-        crate::procs::contain(&mut cmd);
-        let mut child = cmd.spawn().map_err(|e| Error::Media {
-            tool: "ffmpeg",
-            what: list.display().to_string(),
-            message: format!("cannot run {}: {e}", ff.ffmpeg.display()),
-        })?;
-        let _group = crate::procs::GroupGuard::new(&child);
-        let (Some(stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
-            return Err(Error::Other("ffmpeg's output pipes are missing".into()));
-        };
-        let mut errors = Vec::new();
-        let (laid, _) = tokio::join!(
-            lay_out(segments, stdout, &mut w),
-            stderr.read_to_end(&mut errors)
-        );
-        let status = child.wait().await.map_err(|e| Error::io(&ff.ffmpeg, e))?;
-        if !status.success() || laid.is_err() {
-            let mut message = crate::procs::tail_lines(&errors, 8);
-            if let Err(e) = laid {
-                message = format!("{e}; {message}");
-            }
-            return Err(Error::Media {
-                tool: "ffmpeg",
-                what: list.display().to_string(),
-                message,
-            });
-        }
-    }
+        .filter_map(|s| s.audio.as_ref().map(|(p, _)| p.clone()));
+    let audio = FlacChain::new(flacs.collect());
+    lay_out(segments, audio, &mut w).map_err(|e| Error::Media {
+        tool: "flac",
+        what: out.display().to_string(),
+        message: e.to_string(),
+    })?;
     w.flush().map_err(|e| Error::io(out, e))?;
     Ok(())
+}
+
+/// The samples of FLAC files (48 kHz stereo 16-bit, as the mux writes
+/// them), one after the other, as s16le bytes.
+struct FlacChain {
+    files: std::collections::VecDeque<PathBuf>,
+    reader: Option<(PathBuf, claxon::FlacReader<std::fs::File>)>,
+    block: Vec<i32>,
+    bytes: Vec<u8>,
+    at: usize,
+}
+
+impl FlacChain {
+    fn new(files: Vec<PathBuf>) -> FlacChain {
+        FlacChain {
+            files: files.into(),
+            reader: None,
+            block: Vec::new(),
+            bytes: Vec::new(),
+            at: 0,
+        }
+    }
+
+    fn open(path: &Path) -> std::io::Result<claxon::FlacReader<std::fs::File>> {
+        let bad = |e: String| std::io::Error::other(format!("{}: {e}", path.display()));
+        let r = claxon::FlacReader::open(path).map_err(|e| bad(e.to_string()))?;
+        let i = r.streaminfo();
+        if (i.sample_rate, i.channels, i.bits_per_sample) != (SAMPLE_RATE as u32, 2, 16) {
+            return Err(bad(format!(
+                "{} Hz, {} channels, {} bits, not 48000 Hz stereo 16-bit",
+                i.sample_rate, i.channels, i.bits_per_sample
+            )));
+        }
+        Ok(r)
+    }
+
+    /// Decodes the next block into `bytes`; false at the end of every file.
+    fn refill(&mut self) -> std::io::Result<bool> {
+        loop {
+            if self.reader.is_none() {
+                let Some(path) = self.files.pop_front() else {
+                    return Ok(false);
+                };
+                self.reader = Some((path.clone(), Self::open(&path)?));
+            }
+            let Some((path, reader)) = self.reader.as_mut() else {
+                continue;
+            };
+            let buffer = std::mem::take(&mut self.block);
+            let block = reader
+                .blocks()
+                .read_next_or_eof(buffer)
+                .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?;
+            let Some(block) = block else {
+                self.reader = None;
+                continue;
+            };
+            self.bytes.clear();
+            self.at = 0;
+            for i in 0..block.duration() {
+                for ch in 0..2 {
+                    let v = block.sample(ch, i) as i16;
+                    self.bytes.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+            self.block = block.into_buffer();
+            return Ok(true);
+        }
+    }
+}
+
+impl std::io::Read for FlacChain {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.bytes.len() {
+            if !self.refill()? {
+                return Ok(0);
+            }
+        }
+        let n = buf.len().min(self.bytes.len() - self.at);
+        buf[..n].copy_from_slice(&self.bytes[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
 }
 
 /// Lays the segments' audio out (read from `audio`: every segment's samples,
 /// end to end, exactly as many as each says) into `out`, each segment from
 /// the sample where its first frame starts, silence where it has none.
-async fn lay_out(
+fn lay_out(
     segments: &[&Segment],
-    mut audio: impl AsyncRead + Unpin,
+    mut audio: impl Read,
     out: &mut impl Write,
 ) -> std::io::Result<()> {
     const CHUNK: usize = 64 * 1024;
@@ -146,7 +182,7 @@ async fn lay_out(
             let mut unread = samples * BYTES_PER_SAMPLE;
             while unread > 0 {
                 let n = unread.min(CHUNK as u64) as usize;
-                audio.read_exact(&mut buf[..n]).await.map_err(|e| {
+                audio.read_exact(&mut buf[..n]).map_err(|e| {
                     std::io::Error::new(
                         e.kind(),
                         format!("the audio of {} ended early ({e})", seg.scene),
@@ -164,7 +200,7 @@ async fn lay_out(
             left -= n as u64;
         }
     }
-    if audio.read(&mut buf[..1]).await? != 0 {
+    if audio.read(&mut buf[..1])? != 0 {
         return Err(std::io::Error::other(
             "the decoded audio is longer than the segments' sample counts",
         ));
@@ -327,7 +363,7 @@ pub async fn stitch(
     let chapters = write("chapters.ffmeta", timeline.ffmetadata())?;
     let track = work.join("track.pcm");
     let segments: Vec<&Segment> = parts.iter().map(|p| &p.segment).collect();
-    write_track(ff, &segments, work, &track).await?;
+    write_track(&segments, &track)?;
     let aac = work.join("track.aac");
     let encoder = aac::Encoder {
         ffmpeg: ff,
@@ -396,6 +432,7 @@ pub async fn stitch(
 mod tests {
     use super::*;
     use crate::ffmpeg::VideoInfo;
+    use crate::media::timeline::concat_line;
     use crate::scene::SceneId;
 
     fn seg(frames: u64, audio: Option<(PathBuf, u64)>) -> Segment {
@@ -410,16 +447,14 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn track_is_laid_out_by_sample_count() {
+    #[test]
+    fn track_is_laid_out_by_sample_count() {
         let a = Some((PathBuf::from("a.flac"), 1000));
         let segs = [seg(15, a.clone()), seg(3, None), seg(1, a)];
         // The decoded audio: 1000 samples of 0x01, then 1000 of 0x02.
         let audio = [vec![1u8; 1000 * 4], vec![2u8; 1000 * 4]].concat();
         let mut data = Vec::new();
-        lay_out(&segs.iter().collect::<Vec<_>>(), &audio[..], &mut data)
-            .await
-            .unwrap();
+        lay_out(&segs.iter().collect::<Vec<_>>(), &audio[..], &mut data).unwrap();
         // 15 + 3 + 1 frames at 15 fps = 19 * 3200 samples.
         assert_eq!(data.len(), 19 * 3200 * 4);
         assert!(data[..4000].iter().all(|b| *b == 1));
@@ -430,24 +465,76 @@ mod tests {
         assert!(data[s3 + 4000..].iter().all(|b| *b == 0));
     }
 
-    #[tokio::test]
-    async fn audio_that_does_not_match_the_sample_counts_is_an_error() {
+    #[test]
+    fn audio_that_does_not_match_the_sample_counts_is_an_error() {
         let segs = [seg(15, Some((PathBuf::from("a.flac"), 1000)))];
         let segs: Vec<&Segment> = segs.iter().collect();
         let short = vec![1u8; 999 * 4];
-        let e = lay_out(&segs, &short[..], &mut Vec::new()).await;
+        let e = lay_out(&segs, &short[..], &mut Vec::new());
         assert!(e.unwrap_err().to_string().contains("ended early"));
         let long = vec![1u8; 1001 * 4];
-        let e = lay_out(&segs, &long[..], &mut Vec::new()).await;
+        let e = lay_out(&segs, &long[..], &mut Vec::new());
         assert!(e.unwrap_err().to_string().contains("longer"));
         // A segment's audio past its last frame is read and dropped.
         let segs = [seg(1, Some((PathBuf::from("a.flac"), 5000)))];
         let mut data = Vec::new();
         let audio = vec![3u8; 5000 * 4];
-        lay_out(&segs.iter().collect::<Vec<_>>(), &audio[..], &mut data)
-            .await
-            .unwrap();
+        lay_out(&segs.iter().collect::<Vec<_>>(), &audio[..], &mut data).unwrap();
         assert_eq!(data, vec![3u8; 3200 * 4]);
+    }
+
+    #[test]
+    fn flac_chain_gives_back_every_sample_of_every_file() {
+        let t = tempfile::tempdir().unwrap();
+        let flac = |name: &str, samples: usize, seed: i32| {
+            let pcm: Vec<u8> = (0..samples as i32 * 2)
+                .flat_map(|i| ((i * 7919 + seed) % 65536 - 32768).to_le_bytes()[..2].to_vec())
+                .collect();
+            let (raw, out) = (t.path().join(format!("{name}.pcm")), t.path().join(name));
+            std::fs::write(&raw, &pcm).unwrap();
+            let ok = std::process::Command::new("ffmpeg")
+                .args([
+                    "-nostdin", "-v", "error", "-f", "s16le", "-ar", "48000", "-ac", "2", "-i",
+                ])
+                .arg(&raw)
+                .args(["-c:a", "flac", "-f", "flac"])
+                .arg(&out)
+                .status()
+                .unwrap();
+            assert!(ok.success());
+            (out, pcm)
+        };
+        let (a, pa) = flac("a.flac", 10_000, 1);
+        let (b, pb) = flac("b.flac", 4_321, 2);
+        let mut got = Vec::new();
+        FlacChain::new(vec![a, b.clone()])
+            .read_to_end(&mut got)
+            .unwrap();
+        assert_eq!(got, [pa, pb].concat());
+        // Not what the mux writes: said so, with the file.
+        let mono = t.path().join("m.flac");
+        let ok = std::process::Command::new("ffmpeg")
+            .args([
+                "-nostdin",
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=d=0.1",
+                "-ac",
+                "1",
+            ])
+            .arg(&mono)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let e = FlacChain::new(vec![b, mono]).read_to_end(&mut Vec::new());
+        let e = e.unwrap_err().to_string();
+        assert!(
+            e.contains("m.flac") && e.contains("not 48000 Hz stereo"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -7,8 +7,7 @@
 //! recorded render time in this profile, else in the other profile scaled
 //! by the pixel rate, else an estimate from the number of animations in its
 //! class.
-use futures::future::BoxFuture;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
@@ -17,13 +16,17 @@ use tokio_util::sync::CancellationToken;
 use super::prepare::{Prepared, why_stale};
 use super::task::{Done, RenderTask};
 use super::{Services, Tally, WatchHooks};
+use crate::analyze::hashcache::HashCache;
 use crate::cache::store::Entry;
 use crate::error::Error;
+use crate::ffmpeg::Ffmpeg;
+use crate::media::mux;
 use crate::media::publish::{SceneMux, gap_frames};
 use crate::project::Project;
 use crate::render::RenderJob;
 use crate::report::{Reporter, Timer};
 use crate::scene::SceneError;
+use crate::scene::SceneId;
 use crate::settings::RenderSettings;
 
 /// What every render of one build shares.
@@ -85,16 +88,16 @@ pub(super) async fn render_stale(
         };
         let mut task = render_task(ctx, i, corrupt.as_deref());
         task.split = pieces;
-        let mux = early_mux(ctx, i);
+        let mut mux = EarlyMux::new(ctx, i);
         let waited = timer.secs();
         tasks.spawn(async move {
             let t = Timer::start();
             let done = match permit {
                 Some(_permit) if !task.cancel.is_cancelled() => {
-                    let done = task.run().await;
+                    let (done, ()) = tokio::join!(task.run(), mux.ahead());
                     // In the same job slot: muxing is part of the work.
                     if let Done::Rendered(e, _) = &done {
-                        mux(e.clone()).await;
+                        mux.run(e.clone()).await;
                     }
                     done
                 }
@@ -122,44 +125,67 @@ pub(super) async fn render_stale(
 /// Scene `i`'s mux with its narration, to run as soon as its render is
 /// stored, in its job slot, while the other scenes render: publishing after
 /// the last render then finds every mux but the last ones in the mux cache.
-/// Errors are left for publishing to report; Ctrl-C drops the mux (and
-/// kills its ffmpeg).
-fn early_mux(
-    ctx: &Context<'_>,
-    i: usize,
-) -> impl FnOnce(Entry) -> BoxFuture<'static, ()> + Send + use<> {
-    let p = ctx.p;
-    let scene = &p.discovery.scenes[i];
-    let last = i + 1 == p.discovery.scenes.len();
-    let gap = ctx
-        .project
-        .config
-        .gap
-        .map(|g| g.0.as_secs_f64())
-        .unwrap_or(0.0);
-    let (ffmpeg, hashes, cache) = (
-        ctx.services.ffmpeg.clone(),
-        p.hashes.clone(),
-        p.store.dir().join("mux"),
-    );
-    let audio = scene.audio.as_ref().map(|a| ctx.project.root.join(a));
-    let (id, cancel) = (scene.id.clone(), ctx.cancel.clone());
-    move |entry: Entry| {
-        let job = SceneMux {
-            gap_frames: gap_frames(gap, &entry.info, last),
-            ffmpeg,
-            cache,
-            hashes,
-            scene: id,
-            entry,
-            audio,
+/// Its narration is decoded while it renders ([`EarlyMux::ahead`]). Errors
+/// are left for publishing to report; Ctrl-C drops the mux (and kills its
+/// ffmpeg).
+struct EarlyMux {
+    ffmpeg: Ffmpeg,
+    cache: PathBuf,
+    hashes: Arc<HashCache>,
+    scene: SceneId,
+    audio: Option<PathBuf>,
+    ahead: Option<mux::Ahead>,
+    last: bool,
+    gap: f64,
+    cancel: CancellationToken,
+}
+
+impl EarlyMux {
+    fn new(ctx: &Context<'_>, i: usize) -> EarlyMux {
+        let p = ctx.p;
+        let scene = &p.discovery.scenes[i];
+        let gap = ctx.project.config.gap.map(|g| g.0.as_secs_f64());
+        EarlyMux {
+            ffmpeg: ctx.services.ffmpeg.clone(),
+            cache: p.store.dir().join("mux"),
+            hashes: p.hashes.clone(),
+            scene: scene.id.clone(),
+            audio: scene.audio.as_ref().map(|a| ctx.project.root.join(a)),
+            ahead: None,
+            last: i + 1 == p.discovery.scenes.len(),
+            gap: gap.unwrap_or(0.0),
+            cancel: ctx.cancel.clone(),
+        }
+    }
+
+    /// Decodes the narration (run beside the render). A failure here is
+    /// not reported: the mux then decodes it again and says why.
+    async fn ahead(&mut self) {
+        let Some(audio) = &self.audio else {
+            return;
         };
-        Box::pin(async move {
-            tokio::select! {
-                _ = cancel.cancelled() => {}
-                _ = job.run() => {}
-            }
-        })
+        let ahead = mux::decode_ahead(&self.ffmpeg, audio, &self.cache, &self.hashes);
+        tokio::select! {
+            _ = self.cancel.cancelled() => {}
+            a = ahead => self.ahead = a.ok().flatten(),
+        }
+    }
+
+    async fn run(self, entry: Entry) {
+        let job = SceneMux {
+            gap_frames: gap_frames(self.gap, &entry.info, self.last),
+            ffmpeg: self.ffmpeg,
+            cache: self.cache,
+            hashes: self.hashes,
+            scene: self.scene,
+            entry,
+            audio: self.audio,
+            ahead: self.ahead,
+        };
+        tokio::select! {
+            _ = self.cancel.cancelled() => {}
+            _ = job.run() => {}
+        }
     }
 }
 
