@@ -11,8 +11,9 @@
 //! counted and reported, not hidden by a limiter). The mix is kept as FLAC
 //! (lossless: decoding gives back every sample; its length in samples is in
 //! the meta), a sixth or so of the PCM for speech, and decoded again when
-//! [`crate::media::stitch`] lays the track out by sample count and encodes it once:
-//! no AAC priming or frame rounding at scene boundaries.
+//! [`crate::media::stitch`] lays the track out by sample count and encodes it
+//! as one track: no AAC priming or frame rounding at scene boundaries. A
+//! scene's narration is decoded ahead, while the scene renders ([`Ahead`]).
 //!
 //! A narration file (or a scene's own sound) that is empty, missing or not
 //! audio is that scene's problem, not the build's: the scene is built
