@@ -3,7 +3,8 @@
 # then builds parender. Safe to run again: it only installs what is missing.
 #   - apt: ffmpeg, Cairo/Pango headers + pkg-config (for Manim's wheels' deps),
 #     a minimal LaTeX with dvisvgm and the `standalone` class (MathTex/Tex),
-#     espeak-ng and sox (test and example audio), python3-venv
+#     espeak-ng and sox (test and example audio), python3-venv,
+#     chromium (the headless browser of the `watch --serve` test)
 #   - .venv: a Python venv with the pinned Manim from requirements.txt
 #   - cargo build --release
 set -euo pipefail
@@ -14,6 +15,7 @@ APT_PACKAGES=(
   texlive-latex-base texlive-latex-recommended texlive-latex-extra
   texlive-fonts-recommended texlive-science dvisvgm
   espeak-ng sox
+  chromium fonts-dejavu-core
 )
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

@@ -447,6 +447,31 @@ impl Ffmpeg {
         Ok(())
     }
 
+    /// The first frame of `video` as a JPEG 320 pixels wide.
+    pub async fn thumbnail(&self, video: &Path, out: &Path) -> Result<(), Error> {
+        let args = args![
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            video,
+            "-frames:v",
+            "1",
+            "-vf",
+            "scale=320:-2",
+            "-q:v",
+            "4",
+            "-f",
+            "image2",
+            "-c:v",
+            "mjpeg",
+            out,
+        ];
+        self.run("ffmpeg", &args, video).await?;
+        Ok(())
+    }
+
     /// 48 kHz stereo s16le PCM in `pcm`, encoded to AAC in ADTS (returned),
     /// the encoder's priming packet first.
     pub async fn encode_aac(&self, pcm: &Path, bitrate: &str) -> Result<Vec<u8>, Error> {

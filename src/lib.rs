@@ -23,4 +23,5 @@ pub mod python;
 pub mod render;
 pub mod report;
 pub mod scene;
+pub mod serve;
 pub mod settings;

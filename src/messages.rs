@@ -34,6 +34,11 @@ pub enum Message {
         /// Why it renders: `never built`, `scenes/common.py changed`, ...
         why: Vec<String>,
     },
+    /// A render began its next animation (0-based), from Manim's own events.
+    SceneProgress {
+        scene: String,
+        animation: u32,
+    },
     SceneFinished {
         scene: String,
         status: SceneStatus,
@@ -87,6 +92,10 @@ pub enum Message {
         /// build's length (`--explain` prints it).
         #[serde(skip_serializing_if = "Option::is_none")]
         timings: Option<Timings>,
+    },
+    /// `watch --serve`: the preview page is at `url`.
+    ServeStarted {
+        url: String,
     },
     /// `watch`: a debounced batch of changed files.
     WatchChange {

@@ -53,6 +53,9 @@ pub struct Reporter {
     /// the build goes on.
     stdout_closed: AtomicBool,
     stderr_closed: AtomicBool,
+    /// Every message, as its JSON line, whatever the format (the preview
+    /// page of `watch --serve` listens here).
+    tap: std::sync::OnceLock<tokio::sync::broadcast::Sender<String>>,
 }
 
 /// Writes one line, unless an earlier write failed; a failure (a closed
@@ -83,6 +86,7 @@ impl Reporter {
             live,
             stdout_closed: AtomicBool::new(false),
             stderr_closed: AtomicBool::new(false),
+            tap: std::sync::OnceLock::new(),
         }
     }
 
@@ -100,10 +104,24 @@ impl Reporter {
         self.format == MessageFormat::Json
     }
 
+    /// Sends every message from now on to `tx` too, in either format.
+    pub fn set_tap(&self, tx: tokio::sync::broadcast::Sender<String>) {
+        let _ = self.tap.set(tx);
+    }
+
+    /// The message on stdout (`--message-format json`) and to the tap.
     pub fn emit(&self, m: &Message) {
-        if self.is_json()
-            && let Ok(line) = serde_json::to_string(m)
-        {
+        let tap = self.tap.get().filter(|t| t.receiver_count() > 0);
+        if !self.is_json() && tap.is_none() {
+            return;
+        }
+        let Ok(line) = serde_json::to_string(m) else {
+            return;
+        };
+        if let Some(t) = tap {
+            let _ = t.send(line.clone());
+        }
+        if self.is_json() {
             self.out(&line);
         }
     }
@@ -126,11 +144,10 @@ impl Reporter {
     }
 
     pub fn warning(&self, message: &str) {
-        if self.is_json() {
-            self.emit(&Message::Warning {
-                message: message.to_string(),
-            });
-        } else {
+        self.emit(&Message::Warning {
+            message: message.to_string(),
+        });
+        if !self.is_json() {
             self.line(&format!("{}: {message}", style("warning").yellow().bold()));
         }
     }
@@ -178,6 +195,10 @@ impl Reporter {
     }
 
     pub fn scene_progress(&self, scene: &str, animation: u32) {
+        self.emit(&Message::SceneProgress {
+            scene: scene.to_string(),
+            animation,
+        });
         if let Ok(b) = self.bars.lock()
             && let Some(bar) = b.get(scene)
         {
@@ -284,16 +305,14 @@ impl Reporter {
         if let Some(help) = err.help() {
             text.push_str(&format!("\n  {} {help}", style("= help:").cyan().bold()));
         }
-        if self.is_json() {
-            self.emit(&Message::Error {
-                message: err.to_string(),
-                location: match err {
-                    Error::Config(c) => Some(c.location()),
-                    _ => None,
-                },
-                help: err.help(),
-            });
-        }
+        self.emit(&Message::Error {
+            message: err.to_string(),
+            location: match err {
+                Error::Config(c) => Some(c.location()),
+                _ => None,
+            },
+            help: err.help(),
+        });
         self.err(&text);
     }
 }

@@ -30,6 +30,8 @@ use crate::error::Error;
 use crate::messages::Message;
 use crate::project::Project;
 use crate::report::Reporter;
+use crate::serve::Preview;
+use crate::serve::state::PageState;
 use crate::settings::Overrides;
 
 /// Default quiet period after the last event.
@@ -367,6 +369,7 @@ async fn watch(
     if args.clear && !reporter.is_json() {
         clear_screen();
     }
+    let preview = serve(&args, &project, &services, reporter).await?;
     let mut cycle = Some(start(&project, &overrides, &services, reporter, &cancel));
     let mut rerun = false;
     let mut pending: BTreeSet<String> = BTreeSet::new();
@@ -448,6 +451,9 @@ async fn watch(
                 cycle = None;
                 match done {
                     Ok(Ok(outcome)) => {
+                        if let (Some(p), Some(out), Some(o)) = (&preview, &outcome.output, &outcome.published) {
+                            p.published(out, o);
+                        }
                         if outcome.superseded || rerun {
                             rerun = false;
                             cycle = Some(start(&project, &overrides, &services, reporter, &cancel));
@@ -491,8 +497,59 @@ pub struct WatchArgs {
     /// Run this (with `sh -c`) after each successful rebuild; the video's path is in $PARENDER_OUTPUT
     #[arg(long, value_name = "CMD")]
     pub on_success: Option<String>,
+    /// Serve a live preview page (the latest video, the scenes' status) on
+    /// ADDR: PORT or HOST:PORT (default 127.0.0.1 and a free port)
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
+    pub serve: Option<String>,
+    /// With --serve: open the page in the default browser
+    #[arg(long, requires = "serve")]
+    pub open: bool,
     #[arg(long, value_enum, default_value = "human", value_name = "FMT")]
     pub message_format: MessageFormat,
+}
+
+/// `--serve`: starts the preview server and says where it is.
+async fn serve(
+    args: &WatchArgs,
+    project: &Project,
+    services: &Services,
+    reporter: &Reporter,
+) -> Result<Option<Preview>, Error> {
+    let Some(addr) = &args.serve else {
+        return Ok(None);
+    };
+    let addr = crate::serve::parse_addr(addr).map_err(|message| Error::Selection {
+        message: format!("--serve: {message}"),
+        help: None,
+    })?;
+    let name = project
+        .config
+        .name
+        .clone()
+        .unwrap_or_else(|| "video".into());
+    let state = PageState::new(&name, &project.relative(&project.output_dir()));
+    let cache = project.state_dir().join("cache");
+    let preview = Preview::start(addr, state, services.ffmpeg.clone(), &cache, reporter).await?;
+    if !addr.ip().is_loopback() {
+        reporter.warning(&format!(
+            "the preview is served on {addr}, not only to this machine: anyone who can reach it sees the video"
+        ));
+    }
+    reporter.emit(&Message::ServeStarted {
+        url: preview.url.clone(),
+    });
+    reporter.status("Serving", &format!("the preview at {}", preview.url));
+    if args.open
+        && let Err(e) = std::process::Command::new("xdg-open")
+            .arg(&preview.url)
+            .spawn()
+    {
+        reporter.warning(&format!(
+            "--open: cannot start a browser (xdg-open: {e}); open {} yourself",
+            preview.url
+        ));
+    }
+    Ok(Some(preview))
 }
 
 #[cfg(test)]

@@ -47,6 +47,45 @@ pub struct Outcome {
     pub seconds: f64,
     pub chapters: Option<PathBuf>,
     pub subtitles: Option<PathBuf>,
+    /// The stitch's key: changes whenever the video does.
+    pub key: String,
+    /// Where each scene sits in the video, in order.
+    pub placed: Vec<PlacedScene>,
+}
+
+/// One scene's place in the published video.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlacedScene {
+    pub scene: String,
+    pub title: String,
+    pub start: f64,
+    pub seconds: f64,
+    /// Its render (a placeholder card for a scene that never rendered).
+    pub video: PathBuf,
+}
+
+/// Every part's place on the timeline of `parts`.
+fn placed(parts: &[Part]) -> Vec<PlacedScene> {
+    let Some(timeline) = stitch::timeline(parts) else {
+        return Vec::new();
+    };
+    let at = |frame: u64| timeline.micros_at(frame) as f64 / 1e6;
+    parts
+        .iter()
+        .zip(&timeline.scenes)
+        .map(|(part, t)| PlacedScene {
+            scene: part.segment.scene.to_string(),
+            title: part.title.clone(),
+            start: at(t.start),
+            seconds: at(t.start + t.frames) - at(t.start),
+            video: part
+                .segment
+                .pieces
+                .first()
+                .map(|p| p.path.clone())
+                .unwrap_or_default(),
+        })
+        .collect()
 }
 
 /// The parts of a stitch's key, so a change can be named.
@@ -295,6 +334,8 @@ async fn publish_now(
             seconds,
             chapters: prev.chapters,
             subtitles: prev.subtitles,
+            key: prev.key,
+            placed: placed(&parts),
         });
     }
     let because = if reporter.explain {
@@ -348,7 +389,7 @@ async fn publish_now(
     }
     if let Some((size, modified_ns)) = stamp_of(p.output) {
         let rec = Record {
-            key,
+            key: key.clone(),
             size,
             modified_ns,
             parts: key_parts,
@@ -364,6 +405,8 @@ async fn publish_now(
         seconds,
         chapters: done.chapters,
         subtitles: done.subtitles,
+        key,
+        placed: placed(&parts),
     })
 }
 

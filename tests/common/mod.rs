@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod av;
+pub mod browser;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

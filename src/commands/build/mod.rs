@@ -74,6 +74,8 @@ pub struct BuildOutcome {
     pub failed: usize,
     /// Watch mode: an edit arrived meanwhile; nothing was stitched.
     pub superseded: bool,
+    /// What was published, when a video was.
+    pub published: Option<crate::media::publish::Outcome>,
 }
 
 /// The services a build uses; tests can swap the renderer.

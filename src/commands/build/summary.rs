@@ -202,6 +202,7 @@ pub(super) fn superseded(tally: &Tally, timer: &Timer, reporter: &Reporter) -> B
         cached: tally.cached,
         failed: tally.failed.len(),
         superseded: true,
+        published: None,
     }
 }
 
@@ -260,9 +261,11 @@ pub(super) fn finish(
             reporter.err(&format!("{ok}/{} scenes rendered; {list}", counts.built));
         }
     }
+    let (output, published) = published.unzip();
     BuildOutcome {
         success,
-        output: published.map(|(p, _)| p),
+        output,
+        published,
         rendered: tally.rendered,
         cached: tally.cached,
         failed: tally.failed.len(),
