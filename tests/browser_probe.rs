@@ -122,12 +122,47 @@ fn probe() {
         println!("{name} plays: {r:?} after {:?}; state {:?}", t.elapsed(),
             b.eval("(v=>({t:v.currentTime,err:v.error&&v.error.message,rs:v.readyState,w:v.videoWidth,paused:v.paused}))(document.querySelector('video'))"));
     }
-    std::fs::write(d.join("audio.html"), "<video src=\"v.mp4\" autoplay></video>").unwrap();
-    b.open(&format!("file://{}", d.join("audio.html").display())).unwrap();
+    std::fs::write(
+        d.join("audio.html"),
+        "<video src=\"v.mp4\" autoplay></video>",
+    )
+    .unwrap();
+    b.open(&format!("file://{}", d.join("audio.html").display()))
+        .unwrap();
     println!("unmuted: {:?}", b.wait_for("(v=>v.currentTime>0.5 && [v.currentTime, v.webkitAudioDecodedByteCount, v.webkitVideoDecodedByteCount])(document.querySelector('video'))", Duration::from_secs(10)));
-    let pid = String::from_utf8_lossy(&Command::new("pgrep").args(["-o","-f",&dir.path().join("chromium/profile").display().to_string()]).output().unwrap().stdout).trim().to_string();
-    println!("browser fds: {}", String::from_utf8_lossy(&Command::new("ls").args(["-l", &format!("/proc/{pid}/fd")]).output().unwrap().stdout));
-    println!("pgid check: {}", String::from_utf8_lossy(&Command::new("ps").args(["-o","pid,pgid,sid,comm","-g",&pid]).output().unwrap().stdout));
+    let pid = String::from_utf8_lossy(
+        &Command::new("pgrep")
+            .args([
+                "-o",
+                "-f",
+                &dir.path().join("chromium/profile").display().to_string(),
+            ])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .trim()
+    .to_string();
+    println!(
+        "browser fds: {}",
+        String::from_utf8_lossy(
+            &Command::new("ls")
+                .args(["-l", &format!("/proc/{pid}/fd")])
+                .output()
+                .unwrap()
+                .stdout
+        )
+    );
+    println!(
+        "pgid check: {}",
+        String::from_utf8_lossy(
+            &Command::new("ps")
+                .args(["-o", "pid,pgid,sid,comm", "-g", &pid])
+                .output()
+                .unwrap()
+                .stdout
+        )
+    );
     let profile = dir.path().join("chromium/profile");
     let pat = profile.display().to_string();
     println!(
@@ -167,5 +202,42 @@ fn probe() {
     println!(
         "log: {}",
         std::fs::read_to_string(d.join("chromium/chromium.log")).unwrap()
+    );
+}
+
+#[test]
+fn killed() {
+    let dir2 = tempfile::tempdir().unwrap();
+    let mut c = Browser::start(dir2.path()).unwrap();
+    let t = Instant::now();
+    c.open("data:text/html,x").unwrap();
+    println!("second open {:?}", t.elapsed());
+    let pid2 = String::from_utf8_lossy(
+        &Command::new("pgrep")
+            .args([
+                "-o",
+                "-f",
+                &dir2.path().join("chromium/profile").display().to_string(),
+            ])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .trim()
+    .to_string();
+    Command::new("kill").args(["-9", &pid2]).status().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    println!("after kill: {:?}", c.eval("1"));
+    println!("after kill again: {:?}", c.eval("1"));
+    let t = Instant::now();
+    drop(c);
+    println!("drop after kill {:?}", t.elapsed());
+    let out = Command::new("pgrep")
+        .args(["-a", "-f", &dir2.path().display().to_string()])
+        .output()
+        .unwrap();
+    println!(
+        "left after kill+drop: [{}]",
+        String::from_utf8_lossy(&out.stdout)
     );
 }

@@ -221,9 +221,12 @@ impl Browser {
         }
         let mut bytes = message.to_string().into_bytes();
         bytes.push(0);
-        self.commands
-            .write_all(&bytes)
-            .map_err(|e| format!("sending {method}: {e} (see {})", self.log.display()))?;
+        self.commands.write_all(&bytes).map_err(|e| {
+            format!(
+                "sending {method} to chromium: {e} (see {})",
+                self.log.display()
+            )
+        })?;
         Ok(id)
     }
 

@@ -266,23 +266,118 @@ fn pixel_rate(width: u32, height: u32, fps: f64) -> f64 {
 /// pixel rate (encoding is not all of a render's time, hence the power).
 pub(super) fn estimate_seconds(file: &Path, line: Option<u32>, r: &RenderSettings) -> f64 {
     let source = std::fs::read_to_string(file).unwrap_or_default();
-    let animations = class_animations(&source, line.unwrap_or(1) as usize).max(1);
+    let video = class_video_seconds(&source, line.unwrap_or(1) as usize).max(1.0);
     let scale = (pixel_rate(r.width, r.height, r.fps as f64) / pixel_rate(854, 480, 15.0))
         .max(0.1)
         .powf(0.7);
-    1.0 + 0.3 * animations as f64 * scale
+    // A warm render at 854x480, 15 fps, takes about 0.15 s per second of
+    // video (the example lecture: 0.75 s for 5 s), plus its start.
+    1.0 + 0.15 * video * scale
 }
 
-/// `play(` and `wait(` calls in the class starting at 1-based `line`, up
-/// to the next top-level statement.
-fn class_animations(source: &str, line: usize) -> usize {
+/// The lines of the class defined at `line` (1-based): its header and its
+/// indented body.
+fn class_lines(source: &str, line: usize) -> Vec<&str> {
     source
         .lines()
         .skip(line.saturating_sub(1))
         .enumerate()
         .take_while(|(n, l)| *n == 0 || l.is_empty() || l.starts_with([' ', '\t', '#']))
-        .map(|(_, l)| l.matches(".play(").count() + l.matches(".wait(").count())
-        .sum()
+        .map(|(_, l)| l)
+        .collect()
+}
+
+/// Seconds of video the class's `play`/`wait` calls add up to, from their
+/// literal `run_time=` and durations (1 s where none is written), a call in
+/// a `for` loop counted once per iteration (`range` of literals; 4 where the
+/// count is not written down).
+fn class_video_seconds(source: &str, line: usize) -> f64 {
+    let lines = class_lines(source, line);
+    let mut loops: Vec<(usize, f64)> = Vec::new();
+    let mut total = 0.0;
+    for (n, l) in lines.iter().enumerate() {
+        let code = l.trim_start();
+        if code.is_empty() || code.starts_with('#') {
+            continue;
+        }
+        let indent = l.len() - code.len();
+        while loops.last().is_some_and(|(at, _)| indent <= *at) {
+            loops.pop();
+        }
+        let times: f64 = loops.iter().map(|(_, k)| k).product();
+        let rest = lines[n..].join("\n");
+        let rest = &rest[l.len() - code.len()..];
+        for (at, _) in code
+            .match_indices(".play(")
+            .chain(code.match_indices(".wait("))
+        {
+            let args = call_args(&rest[at + 6..]);
+            let wait = code[at..].starts_with(".wait(");
+            total += times * call_seconds(args, wait);
+        }
+        if code.starts_with("for ") && code.ends_with(':') {
+            loops.push((indent, loop_count(code)));
+        }
+    }
+    total
+}
+
+/// The text up to the parenthesis that closes the call.
+fn call_args(text: &str) -> &str {
+    let mut depth = 0usize;
+    for (i, c) in text.char_indices() {
+        match c {
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' if depth == 0 => return &text[..i],
+            ')' | ']' | '}' => depth -= 1,
+            _ => {}
+        }
+    }
+    text
+}
+
+/// A call's seconds: `run_time=X`, or a wait's first argument or
+/// `duration=X`; 1 s where none is a number.
+fn call_seconds(args: &str, wait: bool) -> f64 {
+    let number = |key: &str| {
+        let at = args.find(key)? + key.len();
+        let value = args[at..].trim_start();
+        let end = value
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(value.len());
+        value[..end].parse::<f64>().ok()
+    };
+    let first = || {
+        args.trim_start()
+            .split([',', ')'])
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let given = if wait {
+        number("duration=").or_else(first)
+    } else {
+        number("run_time=")
+    };
+    given.unwrap_or(1.0)
+}
+
+/// Iterations of `for ... in range(a[, b]):` with literal bounds, else 4.
+fn loop_count(header: &str) -> f64 {
+    let literal = || -> Option<f64> {
+        let inner = call_args(header.split_once("range(")?.1);
+        let n: Vec<f64> = inner
+            .split(',')
+            .map(|v| v.trim().parse().ok())
+            .collect::<Option<_>>()?;
+        match n[..] {
+            [b] => Some(b),
+            [a, b] | [a, b, _] => Some(b - a),
+            _ => None,
+        }
+    };
+    literal().filter(|n| *n >= 0.0).unwrap_or(4.0)
 }
 
 #[cfg(test)]
@@ -302,10 +397,32 @@ mod tests {
 
     #[test]
     fn animations_are_counted_in_the_class_alone() {
-        let src = "from manim import *\n\nclass A(Scene):\n    def construct(self):\n        self.play(X)\n\n        self.wait()\n\nclass B(Scene):\n    def construct(self):\n        self.play(Y); self.play(Z)\n";
-        assert_eq!(class_animations(src, 3), 2);
-        assert_eq!(class_animations(src, 9), 2);
-        assert_eq!(class_animations(src, 1), 0);
+        let src = "from manim import *\n\nclass A(Scene):\n    def construct(self):\n        self.play(X)\n\n        self.wait()\n\nclass B(Scene):\n    def construct(self):\n        self.play(Y); self.play(Z, run_time=2.5)\n";
+        assert_eq!(class_video_seconds(src, 3), 2.0);
+        assert_eq!(class_video_seconds(src, 9), 3.5);
+        assert_eq!(class_video_seconds(src, 1), 0.0);
+    }
+
+    #[test]
+    fn run_times_waits_and_loops_add_up() {
+        let src = r#"class S(Scene):
+    def construct(self):
+        rows = [Square() for k in range(1, 9)]
+        self.play(
+            LaggedStart(*[FadeIn(r) for r in rows], lag_ratio=0.4),
+            run_time=2.0,
+        )
+        for r in rows:
+            self.play(Indicate(r), run_time=0.5)
+        for k in range(3):
+            self.wait(0.25)
+            for j in range(1, 3):
+                self.play(Wiggle(rows[j]))
+        self.wait(duration=1.5)
+        self.wait()
+"#;
+        // 2 + 4 × 0.5 + 3 × (0.25 + 2 × 1) + 1.5 + 1
+        assert_eq!(class_video_seconds(src, 1), 13.25);
     }
 
     #[test]
@@ -315,8 +432,9 @@ mod tests {
         std::fs::write(&f, "class A(Scene):\n    def construct(self):\n        self.play(X)\n        self.play(Y)\n        self.wait()\n").unwrap();
         let low = RenderSettings::preset(crate::config::Quality::Low);
         let high = RenderSettings::preset(crate::config::Quality::High);
+        // 3 s of video at 0.15 s each, plus the start.
         let a = estimate_seconds(&f, Some(1), &low);
-        assert!((a - 1.9).abs() < 1e-9, "{a}");
+        assert!((a - 1.45).abs() < 1e-9, "{a}");
         assert!(estimate_seconds(&f, Some(1), &high) > 3.0 * a);
     }
 }
