@@ -447,13 +447,16 @@ impl Ffmpeg {
         Ok(())
     }
 
-    /// The first frame of `video` as a JPEG 320 pixels wide.
-    pub async fn thumbnail(&self, video: &Path, out: &Path) -> Result<(), Error> {
+    /// The frame of `video` at `seconds` as a JPEG 320 pixels wide.
+    pub async fn thumbnail(&self, video: &Path, seconds: f64, out: &Path) -> Result<(), Error> {
+        let at = format!("{seconds:.3}");
         let args = args![
             "-nostdin",
             "-v",
             "error",
             "-y",
+            "-ss",
+            at,
             "-i",
             video,
             "-frames:v",

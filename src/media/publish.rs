@@ -62,6 +62,8 @@ pub struct PlacedScene {
     pub seconds: f64,
     /// Its render (a placeholder card for a scene that never rendered).
     pub video: PathBuf,
+    /// The render's own length (without any held frames or gap).
+    pub video_seconds: f64,
 }
 
 /// Every part's place on the timeline of `parts`.
@@ -73,17 +75,16 @@ fn placed(parts: &[Part]) -> Vec<PlacedScene> {
     parts
         .iter()
         .zip(&timeline.scenes)
-        .map(|(part, t)| PlacedScene {
-            scene: part.segment.scene.to_string(),
-            title: part.title.clone(),
-            start: at(t.start),
-            seconds: at(t.start + t.frames) - at(t.start),
-            video: part
-                .segment
-                .pieces
-                .first()
-                .map(|p| p.path.clone())
-                .unwrap_or_default(),
+        .map(|(part, t)| {
+            let render = part.segment.pieces.first();
+            PlacedScene {
+                scene: part.segment.scene.to_string(),
+                title: part.title.clone(),
+                start: at(t.start),
+                seconds: at(t.start + t.frames) - at(t.start),
+                video: render.map(|p| p.path.clone()).unwrap_or_default(),
+                video_seconds: render.map_or(0.0, |p| p.frames as f64) / part.segment.info.fps(),
+            }
         })
         .collect()
 }

@@ -35,8 +35,8 @@ const PAGE: &str = include_str!("page.html");
 struct Files {
     video: Option<PathBuf>,
     vtt: Option<PathBuf>,
-    /// Each scene's render, by position: its first frame is its thumbnail.
-    scenes: Vec<PathBuf>,
+    /// Each scene's render and its middle, by position: the thumbnail.
+    scenes: Vec<(PathBuf, f64)>,
 }
 
 #[derive(Clone)]
@@ -120,7 +120,11 @@ impl Preview {
             *f = Files {
                 video: Some(output.to_path_buf()),
                 vtt: vtt.clone(),
-                scenes: o.placed.iter().map(|p| p.video.clone()).collect(),
+                scenes: o
+                    .placed
+                    .iter()
+                    .map(|p| (p.video.clone(), p.video_seconds / 2.0))
+                    .collect(),
             };
         }
         if let Ok(mut s) = self.shared.state.lock() {
@@ -211,8 +215,9 @@ async fn subtitles(State(s): State<Shared>, req: Request) -> Response {
     serve_file(path, req).await
 }
 
-/// `/thumb/3.jpg`: the first frame of the fourth scene's render, extracted
-/// once per render (kept under `.parender/cache/thumbs/`).
+/// `/thumb/3.jpg`: the fourth scene's thumbnail, a frame from the middle of
+/// its render (its first frame is usually still empty), extracted once per
+/// render (kept under `.parender/cache/thumbs/`).
 async fn thumbnail(
     State(s): State<Shared>,
     UrlPath(name): UrlPath<String>,
@@ -222,20 +227,21 @@ async fn thumbnail(
         .strip_suffix(".jpg")
         .and_then(|n| n.parse::<usize>().ok());
     let source = index.and_then(|i| s.files.lock().ok().and_then(|f| f.scenes.get(i).cloned()));
-    let Some(source) = source else {
+    let Some((source, at)) = source else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    match thumbnail_of(&s.ffmpeg, &source, &s.thumbs).await {
+    match thumbnail_of(&s.ffmpeg, &source, at, &s.thumbs).await {
         Ok(jpg) => serve_file(Some(jpg), req).await,
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }
 
-/// The thumbnail of `video`, extracted if it is not kept yet.
-async fn thumbnail_of(ff: &Ffmpeg, video: &Path, dir: &Path) -> Result<PathBuf, Error> {
+/// The thumbnail of `video` (its frame at `at` seconds), extracted if it
+/// is not kept yet.
+async fn thumbnail_of(ff: &Ffmpeg, video: &Path, at: f64, dir: &Path) -> Result<PathBuf, Error> {
     let meta = std::fs::metadata(video).map_err(|e| Error::io(video, e))?;
     let stamp = format!(
-        "{}\n{}\n{:?}",
+        "{}\n{}\n{:?}\n{at:.3}",
         video.display(),
         meta.len(),
         meta.modified().ok()
@@ -247,7 +253,7 @@ async fn thumbnail_of(ff: &Ffmpeg, video: &Path, dir: &Path) -> Result<PathBuf, 
     if !jpg.is_file() {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let tmp = crate::fsutil::locked_tempfile(dir, ".tmp-", ".jpg")?;
-        ff.thumbnail(video, tmp.path()).await?;
+        ff.thumbnail(video, at, tmp.path()).await?;
         tmp.persist(&jpg).map_err(|e| Error::io(&jpg, e.error))?;
     }
     Ok(jpg)

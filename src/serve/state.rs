@@ -193,6 +193,7 @@ mod tests {
             start,
             seconds: 2.0,
             video: "v.mp4".into(),
+            video_seconds: 2.0,
         };
         Outcome {
             seconds: 4.0,

@@ -1,0 +1,210 @@
+//! `parender watch --serve` seen from a real headless Chromium: the page
+//! plays the latest video, lists the scenes, shows a scene rendering after a
+//! save and then the new video with the playhead restored, and shows a
+//! broken scene's error with its file and line. Real Manim, real ffmpeg.
+//! Screenshots are kept in `target/tmp/e2e_serve/` (Cargo's folder for
+//! integration tests' files).
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::TestProject;
+use common::browser::Browser;
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(90);
+
+const SCENE_A: &str = r#"from manim import BLUE, Circle, Create, Scene
+
+
+class Opening(Scene):
+    def construct(self):
+        self.play(Create(Circle(color=BLUE)), run_time=1.0)
+        self.wait(1.0)
+"#;
+
+const SCENE_B: &str = r#"from manim import GREEN, FadeIn, Rotate, Scene, Square
+
+
+class Closing(Scene):
+    def construct(self):
+        square = Square(color=GREEN)
+        self.play(FadeIn(square), run_time=1.0)
+        self.play(Rotate(square), run_time=1.0)
+        self.wait(1.0)
+"#;
+
+/// `parender watch --serve` with its JSON messages on a channel.
+struct Watch {
+    child: Child,
+    events: mpsc::Receiver<Value>,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Watch {
+    fn start(p: &TestProject) -> Watch {
+        let args = [
+            "watch",
+            "--serve",
+            "127.0.0.1:0",
+            "--message-format",
+            "json",
+        ];
+        let log = std::fs::File::create(p.path().join("watch.err")).unwrap();
+        let mut child = p
+            .command(&args)
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, events) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && tx.send(v).is_err()
+                {
+                    break;
+                }
+            }
+        });
+        Watch { child, events }
+    }
+
+    fn until(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(v) if pred(&v) => return v,
+                Ok(_) => {}
+                Err(_) => panic!("timed out waiting for {what}"),
+            }
+        }
+    }
+}
+
+/// Where screenshots are kept after the test (its temp project is removed).
+fn shots() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e_serve");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn js(b: &mut Browser, expr: &str) -> Value {
+    b.eval(expr).unwrap_or_else(|e| panic!("{expr}: {e}"))
+}
+
+fn wait(b: &mut Browser, expr: &str) -> Value {
+    b.wait_for(expr, WAIT).unwrap_or_else(|e| panic!("{e}"))
+}
+
+const BLOCK_B: &str = r#"document.querySelector('.scene[data-scene="scenes/b.py:Closing"]')"#;
+
+#[test]
+fn the_preview_page_follows_edits_and_shows_errors() {
+    assert!(
+        Browser::available(),
+        "chromium is missing: run scripts/setup.sh (it installs Debian's chromium)"
+    );
+    let p = TestProject::new("");
+    p.write("scenes/a.py", SCENE_A)
+        .write("scenes/b.py", SCENE_B);
+    let watch = Watch::start(&p);
+    let url = watch.until("serve-started", |v| v["reason"] == "serve-started")["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let first = watch.until("the first build", |v| v["reason"] == "build-finished");
+    assert_eq!(first["success"], true, "{first}");
+
+    let mut b = Browser::start(p.path()).unwrap();
+    b.open(&url).unwrap();
+    // The timeline lists both scenes, in order, and the video plays.
+    wait(
+        &mut b,
+        "window.parender && parender.version && document.querySelectorAll('#timeline .scene').length === 2",
+    );
+    let names = js(
+        &mut b,
+        "[...document.querySelectorAll('#timeline .scene')].map(e => e.dataset.scene)",
+    );
+    assert_eq!(
+        names,
+        serde_json::json!(["scenes/a.py:Opening", "scenes/b.py:Closing"])
+    );
+    js(
+        &mut b,
+        "document.getElementById('video').muted = true; document.getElementById('video').play().then(() => true)",
+    );
+    wait(&mut b, "document.getElementById('video').currentTime > 0.5");
+    b.screenshot(&shots().join("1-playing.png")).unwrap();
+
+    // Every status the block of b.py shows from now on is recorded.
+    js(
+        &mut b,
+        &format!(
+            "window.statuses = []; new MutationObserver(() => statuses.push({BLOCK_B}?.dataset.status)).observe(document.getElementById('timeline'), {{subtree: true, childList: true, attributes: true}}); true"
+        ),
+    );
+    let before = js(&mut b, "parender.version");
+    let start_b = js(&mut b, "parender.state.scenes[1].start")
+        .as_f64()
+        .unwrap();
+    p.write("scenes/b.py", &SCENE_B.replace("GREEN", "RED"));
+    wait(&mut b, "statuses.includes('rendering')");
+    b.screenshot(&shots().join("2-rendering.png")).unwrap();
+    // The new video, with the playhead at the start of the changed scene.
+    wait(
+        &mut b,
+        &format!("parender.swaps >= 1 && parender.version !== {before}"),
+    );
+    let target = js(&mut b, "parender.target").as_f64().unwrap();
+    assert!(
+        (target - start_b).abs() < 0.01,
+        "target {target}, scene starts at {start_b}"
+    );
+    wait(
+        &mut b,
+        "Math.abs(document.getElementById('video').currentTime - parender.target) < 0.5",
+    );
+    assert_eq!(js(&mut b, &format!("{BLOCK_B}.dataset.status")), "fresh");
+    b.screenshot(&shots().join("3-new-video.png")).unwrap();
+
+    // A broken scene: its block says what is wrong, and where.
+    let broken = SCENE_B.replace("self.wait(1.0)", "self.wait(undefined_name)");
+    let line = broken
+        .lines()
+        .position(|l| l.contains("undefined_name"))
+        .unwrap()
+        + 1;
+    p.write("scenes/b.py", &broken);
+    let failed = wait(
+        &mut b,
+        &format!(
+            "{BLOCK_B}.dataset.status === 'failed' && {BLOCK_B}.querySelector('.error')?.textContent"
+        ),
+    );
+    let failed = failed.as_str().unwrap_or_default().to_string();
+    assert!(failed.contains(&format!("scenes/b.py:{line}")), "{failed}");
+    assert!(failed.contains("undefined_name"), "{failed}");
+    assert!(
+        js(&mut b, "document.getElementById('status').textContent")
+            .as_str()
+            .unwrap()
+            .contains("failed")
+    );
+    b.screenshot(&shots().join("4-error.png")).unwrap();
+}
