@@ -6,7 +6,7 @@
 //! integration tests' files).
 mod common;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -95,6 +95,25 @@ impl Watch {
     }
 }
 
+/// The status line and headers of a GET of `path` from the server at
+/// `url`, with extra request headers.
+fn get(url: &str, path: &str, headers: &str) -> String {
+    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{headers}\r\n"
+    )
+    .unwrap();
+    let mut reply = Vec::new();
+    s.read_to_end(&mut reply).unwrap();
+    let text = String::from_utf8_lossy(&reply);
+    text.split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .to_lowercase()
+}
+
 /// Where screenshots are kept after the test (its temp project is removed).
 fn shots() -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e_serve");
@@ -137,6 +156,26 @@ fn the_preview_page_follows_edits_and_shows_errors() {
         &mut b,
         "window.parender && parender.version && document.querySelectorAll('#timeline .scene').length === 2",
     );
+    // Seeking works (range requests); nothing but the page's own files is
+    // served, whatever the path says.
+    let part = get(&url, "/video.mp4", "Range: bytes=0-99\r\n");
+    assert!(part.starts_with("http/1.1 206"), "{part}");
+    assert!(part.contains("content-length: 100"), "{part}");
+    for path in [
+        "/../parender.toml",
+        "/video.mp4/../../parender.toml",
+        "/thumb/..%2f..%2fparender.toml",
+        "/thumb/7.jpg",
+        "/scenes/a.py",
+        "/out/",
+    ] {
+        let reply = get(&url, path, "");
+        assert!(
+            reply.starts_with("http/1.1 404") || reply.starts_with("http/1.1 400"),
+            "{path}: {reply}"
+        );
+    }
+
     let names = js(
         &mut b,
         "[...document.querySelectorAll('#timeline .scene')].map(e => e.dataset.scene)",
@@ -183,6 +222,17 @@ fn the_preview_page_follows_edits_and_shows_errors() {
     assert_eq!(js(&mut b, &format!("{BLOCK_B}.dataset.status")), "fresh");
     b.screenshot(&shots().join("3-new-video.png")).unwrap();
 
+    // Keys: space pauses, `p` goes back a scene, `n` forward one.
+    b.press(" ").unwrap();
+    wait(&mut b, "document.getElementById('video').paused");
+    b.press("p").unwrap();
+    wait(&mut b, "document.getElementById('video').currentTime < 0.1");
+    b.press("n").unwrap();
+    wait(
+        &mut b,
+        &format!("Math.abs(document.getElementById('video').currentTime - {start_b}) < 0.1"),
+    );
+
     // A broken scene: its block says what is wrong, and where.
     let broken = SCENE_B.replace("self.wait(1.0)", "self.wait(undefined_name)");
     let line = broken
@@ -200,11 +250,9 @@ fn the_preview_page_follows_edits_and_shows_errors() {
     let failed = failed.as_str().unwrap_or_default().to_string();
     assert!(failed.contains(&format!("scenes/b.py:{line}")), "{failed}");
     assert!(failed.contains("undefined_name"), "{failed}");
-    assert!(
-        js(&mut b, "document.getElementById('status').textContent")
-            .as_str()
-            .unwrap()
-            .contains("failed")
+    wait(
+        &mut b,
+        "document.getElementById('status').textContent.includes('failed')",
     );
     b.screenshot(&shots().join("4-error.png")).unwrap();
 }

@@ -522,12 +522,7 @@ async fn serve(
         message: format!("--serve: {message}"),
         help: None,
     })?;
-    let name = project
-        .config
-        .name
-        .clone()
-        .unwrap_or_else(|| "video".into());
-    let state = PageState::new(&name, &project.relative(&project.output_dir()));
+    let state = PageState::new(&project.name, &project.relative(&project.output_dir()));
     let cache = project.state_dir().join("cache");
     let preview = Preview::start(addr, state, services.ffmpeg.clone(), &cache, reporter).await?;
     if !addr.ip().is_loopback() {
