@@ -93,6 +93,11 @@ pub enum Message {
         #[serde(skip_serializing_if = "Option::is_none")]
         timings: Option<Timings>,
     },
+    /// `watch --serve`, to the page only: a file changed; a build follows
+    /// after the debounce.
+    FileChanged {
+        path: String,
+    },
     /// `watch --serve`: the preview page is at `url`.
     ServeStarted {
         url: String,

@@ -109,6 +109,15 @@ impl Reporter {
         let _ = self.tap.set(tx);
     }
 
+    /// The message to the tap alone (the preview page), never on stdout.
+    pub fn tap(&self, m: &Message) {
+        if let Some(t) = self.tap.get().filter(|t| t.receiver_count() > 0)
+            && let Ok(line) = serde_json::to_string(m)
+        {
+            let _ = t.send(line);
+        }
+    }
+
     /// The message on stdout (`--message-format json`) and to the tap.
     pub fn emit(&self, m: &Message) {
         let tap = self.tap.get().filter(|t| t.receiver_count() > 0);

@@ -195,15 +195,19 @@ fn the_preview_page_follows_edits_and_shows_errors() {
     js(
         &mut b,
         &format!(
-            "window.statuses = []; new MutationObserver(() => statuses.push({BLOCK_B}?.dataset.status)).observe(document.getElementById('timeline'), {{subtree: true, childList: true, attributes: true}}); true"
+            "window.statuses = []; new MutationObserver(() => {{ const st = {BLOCK_B}?.dataset.status; if (st === 'rendering' && !statuses.includes(st)) window.renderingAt = Date.now(); statuses.push(st); }}).observe(document.getElementById('timeline'), {{subtree: true, childList: true, attributes: true}}); true"
         ),
     );
     let before = js(&mut b, "parender.version");
     let start_b = js(&mut b, "parender.state.scenes[1].start")
         .as_f64()
         .unwrap();
+    let saved = js(&mut b, "Date.now()").as_f64().unwrap();
     p.write("scenes/b.py", &SCENE_B.replace("GREEN", "RED"));
     wait(&mut b, "statuses.includes('rendering')");
+    // Said, not asserted (a shared machine's timing is no test).
+    let shown = js(&mut b, "window.renderingAt").as_f64().unwrap();
+    eprintln!("save → block shows rendering: {:.0} ms", shown - saved);
     b.screenshot(&shots().join("2-rendering.png")).unwrap();
     // The new video, with the playhead at the start of the changed scene.
     wait(

@@ -400,6 +400,10 @@ async fn watch(
                                 if p.parent() == Some(project.root.as_path()) && p.is_dir() {
                                     let _ = watcher.watch(p, RecursiveMode::Recursive);
                                 }
+                                if !pending.contains(&rel) {
+                                    // The page shows it at once, before the debounce.
+                                    reporter.tap(&Message::FileChanged { path: rel.clone() });
+                                }
                                 pending.insert(rel);
                                 any = true;
                             }

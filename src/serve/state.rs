@@ -95,6 +95,7 @@ impl PageState {
         let scene = m["scene"].as_str();
         match (m["reason"].as_str(), scene) {
             (Some("build-started"), _) => self.building = true,
+            (Some("file-changed"), _) => self.file_changed(m["path"].as_str().unwrap_or_default()),
             (Some("scene-started"), Some(s)) => {
                 let b = self.block(s);
                 b.status = Status::Rendering;
@@ -118,6 +119,20 @@ impl PageState {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// A saved scene file: its scenes show as rendering at once (a build
+    /// follows the debounce; one that renders nothing sets them fresh).
+    fn file_changed(&mut self, path: &str) {
+        let prefix = format!("{path}:");
+        for b in self
+            .scenes
+            .iter_mut()
+            .filter(|b| b.scene.starts_with(&prefix))
+        {
+            b.status = Status::Rendering;
+            b.progress = None;
         }
     }
 
@@ -210,6 +225,11 @@ mod tests {
         s.published(&outcome("k1"), false, |i| format!("/thumb/{i}.jpg"));
         assert_eq!(s.version.as_deref(), Some("k1"));
         assert_eq!(s.changed, None);
+        s.apply(&json!({"reason": "file-changed", "path": "b.py"}));
+        assert_eq!(
+            (&s.scenes[0].status, &s.scenes[1].status),
+            (&Status::Fresh, &Status::Rendering)
+        );
         s.apply(&json!({"reason": "build-started"}));
         s.apply(&json!({"reason": "scene-started", "scene": "b.py:B", "why": []}));
         assert_eq!(s.scenes[1].status, Status::Rendering);
