@@ -18,6 +18,11 @@ use crate::error::Error;
 
 /// The one audio format of every segment and of the final video's track
 /// before its single AAC encode: 48 kHz, stereo, signed 16-bit.
+/// ffmpeg's AAC encoder's priming (one frame, 1024 samples at 48 kHz), as
+/// the start offset that gives it back when its ADTS packets are muxed by
+/// stream copy (read to the microsecond, which the 48 kHz track rounds back
+/// to 1024 samples).
+pub const AAC_PRIMING_SECONDS: &str = "-0.021333";
 pub const SAMPLE_RATE: u64 = 48_000;
 pub const CHANNELS: u64 = 2;
 pub const BYTES_PER_SAMPLE: u64 = 2 * CHANNELS;
@@ -503,7 +508,7 @@ impl Ffmpeg {
             "-i",
             m.concat_list,
             "-itsoffset",
-            crate::media::aac::PRIMING_SECONDS,
+            AAC_PRIMING_SECONDS,
             "-f",
             "aac",
             "-i",

@@ -22,6 +22,7 @@ const SCENE_A: &str = r#"from manim import BLUE, Circle, Create, Scene
 
 class Opening(Scene):
     def construct(self):
+        self.add_subcaption("A circle", duration=1.5)
         self.play(Create(Circle(color=BLUE)), run_time=1.0)
         self.wait(1.0)
 "#;
@@ -62,12 +63,16 @@ impl Watch {
             "json",
         ];
         let log = std::fs::File::create(p.path().join("watch.err")).unwrap();
-        let mut child = p
+        let child = p
             .command(&args)
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
             .unwrap();
+        Watch::with_child(child)
+    }
+
+    fn with_child(mut child: Child) -> Watch {
         let stdout = child.stdout.take().unwrap();
         let (tx, events) = mpsc::channel();
         std::thread::spawn(move || {
@@ -259,4 +264,41 @@ fn the_preview_page_follows_edits_and_shows_errors() {
         "document.getElementById('status').textContent.includes('failed')",
     );
     b.screenshot(&shots().join("4-error.png")).unwrap();
+}
+
+/// `--open` starts the desktop's browser (`xdg-open`) with the page's URL.
+#[test]
+fn open_hands_the_url_to_the_desktop_browser() {
+    let p = TestProject::new("");
+    p.write("scenes/a.py", SCENE_A);
+    // A stand-in xdg-open that writes down what it was asked to open.
+    let bin = p.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let opened = p.path().join("opened.txt");
+    let script = format!("#!/bin/sh\nprintf '%s' \"$1\" > '{}'\n", opened.display());
+    std::fs::write(bin.join("xdg-open"), script).unwrap();
+    common::run_tool(
+        "chmod",
+        &["+x", &bin.join("xdg-open").display().to_string()],
+    );
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let args = ["watch", "--serve", "--open", "--message-format", "json"];
+    let log = std::fs::File::create(p.path().join("watch.err")).unwrap();
+    let mut cmd = p.command(&args);
+    cmd.env("PATH", path).env("PARENDER_FAKE_RENDERER", "1");
+    let child = cmd.stdout(Stdio::piped()).stderr(log).spawn().unwrap();
+    let watch = Watch::with_child(child);
+    let url = watch.until("serve-started", |v| v["reason"] == "serve-started")["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deadline = Instant::now() + WAIT;
+    while std::fs::read_to_string(&opened).unwrap_or_default() != url {
+        assert!(Instant::now() < deadline, "xdg-open was not given {url}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

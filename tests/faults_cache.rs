@@ -297,11 +297,12 @@ fn sigint_during_stitch_exits_130_and_publishes_nothing_new() {
     write_narration(&p, "0_s", 60.0, 880);
     write_narration(&p, "1_s", 60.0, 660);
     let mut child = spawn_build(&p, &[]);
+    // The stitch begins by laying out the audio track (`track.pcm` in the
+    // build's scratch folder) and encoding it, which for two minutes of new
+    // audio takes about a second; the video is staged only for the closing
+    // stream copy.
     let in_stitch = wait_for(&mut child, Duration::from_secs(120), || {
-        partials(&p).iter().any(|f| {
-            f.file_name()
-                .is_some_and(|n| n.to_string_lossy().contains(".mp4."))
-        })
+        !find(&p.path().join(".parender/tmp"), &|n: &str| n == "track.pcm").is_empty()
     });
     assert!(in_stitch, "no stitch seen in progress");
     std::thread::sleep(Duration::from_millis(200));

@@ -31,10 +31,7 @@ pub const PRE_ROLL: u64 = 32;
 pub const POST_ROLL: u64 = 2;
 /// Samples per AAC frame.
 const FRAME: u64 = 1024;
-/// The encoder's priming (one frame at 48 kHz), as a start offset in
-/// seconds for the muxer (ffmpeg reads it to the microsecond, which the
-/// 48 kHz track rounds back to 1024 samples).
-pub const PRIMING_SECONDS: &str = "-0.021333";
+pub use crate::ffmpeg::AAC_PRIMING_SECONDS as PRIMING_SECONDS;
 /// The bit rate of the track.
 pub const BITRATE: &str = "192k";
 /// Kept chunks are pruned, least recently used first, beyond this many

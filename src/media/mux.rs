@@ -113,7 +113,8 @@ pub struct MuxInput<'a> {
 /// render has only the held tail left to encode. Used when the narration
 /// is still the one decoded (same hash) and the render has no sound of its
 /// own to mix in; otherwise the mux decodes as usual. Its files live in a
-/// locked temp folder in the mux cache, removed when it is dropped.
+/// locked temp folder (in the build's scratch folder), removed when it is
+/// dropped.
 pub struct Ahead {
     hash: String,
     dir: crate::fsutil::LockedTempDir,
@@ -122,18 +123,18 @@ pub struct Ahead {
     problems: Vec<Problem>,
 }
 
-/// Decodes `audio` (a narration) ahead of its mux; `None` when it cannot
-/// be read at all (the mux then says why).
+/// Decodes `audio` (a narration) ahead of its mux, in a temp folder in
+/// `parent`; `None` when it cannot be read at all (the mux then says why).
 pub async fn decode_ahead(
     ff: &Ffmpeg,
     audio: &Path,
-    cache: &Path,
+    parent: &Path,
     hashes: &HashCache,
 ) -> Result<Option<Ahead>, Error> {
     let Ok(Some(hash)) = hashes.hash(audio) else {
         return Ok(None);
     };
-    let dir = crate::fsutil::locked_tempdir(cache, ".tmp-")?;
+    let dir = crate::fsutil::locked_tempdir(parent, ".tmp-")?;
     let pcm = dir.path().join("narration.pcm");
     let mut problems = Vec::new();
     let n = decode_or_leave_out(ff, audio, &pcm, AudioSource::Narration, &mut problems).await?;
@@ -355,7 +356,8 @@ async fn build(
     })
 }
 
-/// Moves the FLAC decoded ahead into `work` (a copy if it cannot be moved).
+/// Moves the FLAC decoded ahead into `work` (a copy if it cannot be moved:
+/// the scratch and cache folders on two file systems).
 fn take_ahead(a: &Ahead, work: &Path) -> Result<Option<(PathBuf, u64)>, Error> {
     let Some(n) = a.samples else {
         return Ok(None);

@@ -204,6 +204,7 @@ pub async fn build(
         cancel,
         watch: opts.watch.as_ref(),
         split: services.can_split && project.config.render.split.unwrap_or(true),
+        scratch: scratch.path(),
     };
     if !stale.is_empty() && services.warm_renders {
         // Before the first render, so a fallback's warning comes first.

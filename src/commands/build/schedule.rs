@@ -39,6 +39,8 @@ pub(super) struct Context<'a> {
     pub watch: Option<&'a Arc<WatchHooks>>,
     /// Whether a long scene may be split (`[render] split`, a real renderer).
     pub split: bool,
+    /// This build's scratch folder (narrations decoded ahead live there).
+    pub scratch: &'a Path,
 }
 
 /// How long the renders took, and the one that finished last (the build's
@@ -131,6 +133,7 @@ pub(super) async fn render_stale(
 struct EarlyMux {
     ffmpeg: Ffmpeg,
     cache: PathBuf,
+    scratch: PathBuf,
     hashes: Arc<HashCache>,
     scene: SceneId,
     audio: Option<PathBuf>,
@@ -148,6 +151,7 @@ impl EarlyMux {
         EarlyMux {
             ffmpeg: ctx.services.ffmpeg.clone(),
             cache: p.store.dir().join("mux"),
+            scratch: ctx.scratch.join("ahead"),
             hashes: p.hashes.clone(),
             scene: scene.id.clone(),
             audio: scene.audio.as_ref().map(|a| ctx.project.root.join(a)),
@@ -164,7 +168,7 @@ impl EarlyMux {
         let Some(audio) = &self.audio else {
             return;
         };
-        let ahead = mux::decode_ahead(&self.ffmpeg, audio, &self.cache, &self.hashes);
+        let ahead = mux::decode_ahead(&self.ffmpeg, audio, &self.scratch, &self.hashes);
         tokio::select! {
             _ = self.cancel.cancelled() => {}
             a = ahead => self.ahead = a.ok().flatten(),
