@@ -15,7 +15,7 @@ use std::time::Duration;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinError, JoinHandle};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -315,14 +315,9 @@ pub async fn run(args: WatchArgs, cancel: CancellationToken) -> ExitCode {
     }
 }
 
-async fn watch(
-    args: WatchArgs,
-    reporter: &Arc<Reporter>,
-    cancel: CancellationToken,
-) -> Result<ExitCode, Error> {
-    let mut project = Project::open(args.profile.project.as_deref())?;
-    let mut services = Arc::new(crate::commands::build::services(&project)?);
-    let overrides = args.profile.overrides();
+/// How long to wait for quiet, from the command line or `parender.toml`,
+/// and the polling interval if polling.
+fn timing(args: &WatchArgs, project: &Project) -> Result<(Duration, Option<Duration>), Error> {
     let parse = |s: &str, what: &str| {
         parse_duration(s).ok_or_else(|| Error::Selection {
             message: format!("invalid {what} `{s}`"),
@@ -343,12 +338,18 @@ async fn watch(
         .as_deref()
         .map(|p| parse(p, "--poll interval"))
         .transpose()?;
+    Ok((debounce, poll))
+}
 
-    let (tx, mut rx) = mpsc::unbounded_channel::<notify::Result<notify::Event>>();
+type Events = mpsc::UnboundedReceiver<notify::Result<notify::Event>>;
+
+/// A file watcher (inotify, or polling every `poll`) and its events.
+fn watcher(poll: Option<Duration>) -> Result<(Box<dyn Watcher + Send>, Events), Error> {
+    let (tx, rx) = mpsc::unbounded_channel::<notify::Result<notify::Event>>();
     let handler = move |res: notify::Result<notify::Event>| {
         let _ = tx.send(res);
     };
-    let mut watcher: Box<dyn Watcher + Send> = match poll {
+    let watcher: Box<dyn Watcher + Send> = match poll {
         Some(interval) => Box::new(
             notify::PollWatcher::new(
                 handler,
@@ -363,121 +364,213 @@ async fn watch(
                 .map_err(|e| watch_error(e, false))?,
         ),
     };
-    let mut filter = Filter::new(&project)?;
-    watch_tree(watcher.as_mut(), &project, &filter, poll.is_some())?;
+    Ok((watcher, rx))
+}
 
+/// What the watch loop keeps between events.
+struct Session<'a> {
+    args: &'a WatchArgs,
+    reporter: &'a Arc<Reporter>,
+    cancel: &'a CancellationToken,
+    project: Project,
+    filter: Filter,
+    services: Arc<Services>,
+    overrides: Overrides,
+    watcher: Box<dyn Watcher + Send>,
+    debounce: Duration,
+    polling: bool,
+    preview: Option<Preview>,
+    /// The build running now, if any.
+    cycle: Option<Cycle>,
+    /// An edit arrived during the running build: one more follows it.
+    rerun: bool,
+    /// Changed paths waiting for the quiet period to end.
+    pending: BTreeSet<String>,
+    quiet_until: Option<Instant>,
+    first_event: Option<Instant>,
+}
+
+impl Session<'_> {
+    /// When the pending changes are built: after the quiet period, and
+    /// never later than [`MAX_DELAY`] after the first of them.
+    fn deadline(&self) -> Option<Instant> {
+        match (self.quiet_until, self.first_event) {
+            (Some(q), Some(f)) => Some(q.min(f + MAX_DELAY)),
+            (q, _) => q,
+        }
+    }
+
+    fn start_cycle(&mut self) {
+        let (p, o, s) = (&self.project, &self.overrides, &self.services);
+        self.cycle = Some(start(p, o, s, self.reporter, self.cancel));
+    }
+
+    /// A file event: relevant paths join the pending batch.
+    fn on_event(&mut self, event: notify::Result<notify::Event>) {
+        let event = match event {
+            // Reads (parender's own hashing among them) change nothing.
+            Ok(event) if is_read(&event.kind) => return,
+            Ok(event) => event,
+            Err(e) => return self.reporter.warning(&format!("file watcher: {e}")),
+        };
+        let mut any = event.need_rescan();
+        for p in &event.paths {
+            let Some(rel) = self.filter.relevant(p) else {
+                continue;
+            };
+            // A new top-level folder needs its own watch.
+            if p.parent() == Some(self.project.root.as_path()) && p.is_dir() {
+                let _ = self.watcher.watch(p, RecursiveMode::Recursive);
+            }
+            if !self.pending.contains(&rel) {
+                // The page shows it at once, before the debounce.
+                self.reporter
+                    .tap(&Message::FileChanged { path: rel.clone() });
+            }
+            self.pending.insert(rel);
+            any = true;
+        }
+        if event.need_rescan() {
+            // The kernel dropped events: look at everything again.
+            self.pending.insert("(rescan)".into());
+            let (w, p, f) = (self.watcher.as_mut(), &self.project, &self.filter);
+            let _ = watch_tree(w, p, f, self.polling);
+        }
+        if any {
+            self.quiet_until = Some(Instant::now() + self.debounce);
+            self.first_event.get_or_insert_with(Instant::now);
+        }
+    }
+
+    /// The quiet period ended: build the pending changes (or stop the
+    /// running build's renders they make stale, and build again after it).
+    async fn on_quiet(&mut self) {
+        self.quiet_until = None;
+        self.first_event = None;
+        let paths: Vec<String> = std::mem::take(&mut self.pending).into_iter().collect();
+        self.reporter.emit(&Message::WatchChange {
+            paths: paths.clone(),
+        });
+        if self.args.clear && !self.reporter.is_json() {
+            clear_screen();
+        }
+        self.reporter.status("Changed", &paths.join(", "));
+        if paths.iter().any(|p| p == MANIFEST) {
+            let (p, f, s) = (&mut self.project, &mut self.filter, &mut self.services);
+            reload(p, f, s, self.reporter);
+        }
+        match &self.cycle {
+            Some(c) => {
+                supersede(c, &self.project, &self.overrides, &self.services).await;
+                self.rerun = true;
+            }
+            None => self.start_cycle(),
+        }
+    }
+
+    /// The running build ended; `Some` exit code ends `watch`.
+    fn on_built(
+        &mut self,
+        done: Result<Result<BuildOutcome, Error>, JoinError>,
+    ) -> Option<ExitCode> {
+        self.cycle = None;
+        match done {
+            Ok(Ok(outcome)) => {
+                if let (Some(p), Some(out), Some(o)) =
+                    (&self.preview, &outcome.output, &outcome.published)
+                {
+                    p.published(out, o);
+                }
+                if outcome.superseded || self.rerun {
+                    self.rerun = false;
+                    self.start_cycle();
+                    return None;
+                }
+                if outcome.success
+                    && let (Some(cmd), Some(out)) = (&self.args.on_success, &outcome.output)
+                {
+                    on_success(cmd, out, self.reporter);
+                }
+            }
+            Ok(Err(Error::Interrupted)) => return Some(ExitCode::from(130)),
+            Ok(Err(e)) => self.reporter.error(&e),
+            Err(e) => self
+                .reporter
+                .error(&Error::Other(format!("the build task failed: {e}"))),
+        }
+        if self.rerun {
+            self.rerun = false;
+            self.start_cycle();
+        } else {
+            let root = self.project.root.display();
+            self.reporter
+                .status("Watching", &format!("{root} for changes (Ctrl-C to stop)"));
+        }
+        None
+    }
+}
+
+async fn watch(
+    args: WatchArgs,
+    reporter: &Arc<Reporter>,
+    cancel: CancellationToken,
+) -> Result<ExitCode, Error> {
+    let project = Project::open(args.profile.project.as_deref())?;
+    let services = Arc::new(crate::commands::build::services(&project)?);
+    let (debounce, poll) = timing(&args, &project)?;
+    let (mut watcher, mut rx) = watcher(poll)?;
+    let filter = Filter::new(&project)?;
+    watch_tree(watcher.as_mut(), &project, &filter, poll.is_some())?;
     if args.clear && !reporter.is_json() {
         clear_screen();
     }
     let preview = serve(&args, &project, &services, reporter).await?;
-    let mut cycle = Some(start(&project, &overrides, &services, reporter, &cancel));
-    let mut rerun = false;
-    let mut pending: BTreeSet<String> = BTreeSet::new();
-    let mut quiet_until: Option<Instant> = None;
-    let mut first_event: Option<Instant> = None;
+    let mut s = Session {
+        args: &args,
+        reporter,
+        cancel: &cancel,
+        overrides: args.profile.overrides(),
+        project,
+        filter,
+        services,
+        watcher,
+        debounce,
+        polling: poll.is_some(),
+        preview,
+        cycle: None,
+        rerun: false,
+        pending: BTreeSet::new(),
+        quiet_until: None,
+        first_event: None,
+    };
+    s.start_cycle();
     loop {
-        let deadline = match (quiet_until, first_event) {
-            (Some(q), Some(f)) => Some(q.min(f + MAX_DELAY)),
-            (q, _) => q,
-        };
+        let deadline = s.deadline();
         tokio::select! {
             _ = cancel.cancelled() => {
-                if let Some(c) = cycle.take() {
+                if let Some(c) = s.cycle.take() {
                     let _ = c.handle.await;
                 }
                 return Ok(ExitCode::from(130));
             }
-            ev = rx.recv() => {
-                let Some(ev) = ev else { return Err(Error::Other("the file watcher stopped".into())) };
-                match ev {
-                    // Reads (parender's own hashing among them) change nothing.
-                    Ok(event) if is_read(&event.kind) => {}
-                    Ok(event) => {
-                        let mut any = event.need_rescan();
-                        for p in &event.paths {
-                            if let Some(rel) = filter.relevant(p) {
-                                // A new top-level folder needs its own watch.
-                                if p.parent() == Some(project.root.as_path()) && p.is_dir() {
-                                    let _ = watcher.watch(p, RecursiveMode::Recursive);
-                                }
-                                if !pending.contains(&rel) {
-                                    // The page shows it at once, before the debounce.
-                                    reporter.tap(&Message::FileChanged { path: rel.clone() });
-                                }
-                                pending.insert(rel);
-                                any = true;
-                            }
-                        }
-                        if event.need_rescan() {
-                            // The kernel dropped events: look at everything again.
-                            pending.insert("(rescan)".into());
-                            let _ = watch_tree(watcher.as_mut(), &project, &filter, poll.is_some());
-                        }
-                        if any {
-                            quiet_until = Some(Instant::now() + debounce);
-                            first_event.get_or_insert_with(Instant::now);
-                        }
-                    }
-                    Err(e) => reporter.warning(&format!("file watcher: {e}")),
-                }
-            }
+            ev = rx.recv() => match ev {
+                Some(ev) => s.on_event(ev),
+                None => return Err(Error::Other("the file watcher stopped".into())),
+            },
             _ = async {
                 match deadline {
                     Some(d) => tokio::time::sleep_until(d).await,
                     None => std::future::pending::<()>().await,
                 }
-            } => {
-                quiet_until = None;
-                first_event = None;
-                let paths: Vec<String> = std::mem::take(&mut pending).into_iter().collect();
-                reporter.emit(&Message::WatchChange { paths: paths.clone() });
-                if args.clear && !reporter.is_json() {
-                    clear_screen();
-                }
-                reporter.status("Changed", &paths.join(", "));
-                if paths.iter().any(|p| p == MANIFEST) {
-                    reload(&mut project, &mut filter, &mut services, reporter);
-                }
-                match &cycle {
-                    Some(c) => {
-                        supersede(c, &project, &overrides, &services).await;
-                        rerun = true;
-                    }
-                    None => cycle = Some(start(&project, &overrides, &services, reporter, &cancel)),
-                }
-            }
+            } => s.on_quiet().await,
             done = async {
-                match cycle.as_mut() {
+                match s.cycle.as_mut() {
                     Some(c) => (&mut c.handle).await,
                     None => std::future::pending().await,
                 }
             } => {
-                cycle = None;
-                match done {
-                    Ok(Ok(outcome)) => {
-                        if let (Some(p), Some(out), Some(o)) = (&preview, &outcome.output, &outcome.published) {
-                            p.published(out, o);
-                        }
-                        if outcome.superseded || rerun {
-                            rerun = false;
-                            cycle = Some(start(&project, &overrides, &services, reporter, &cancel));
-                            continue;
-                        }
-                        if outcome.success
-                            && let (Some(cmd), Some(out)) = (&args.on_success, &outcome.output)
-                        {
-                            on_success(cmd, out, reporter);
-                        }
-                    }
-                    Ok(Err(Error::Interrupted)) => return Ok(ExitCode::from(130)),
-                    Ok(Err(e)) => reporter.error(&e),
-                    Err(e) => reporter.error(&Error::Other(format!("the build task failed: {e}"))),
-                }
-                if rerun {
-                    rerun = false;
-                    cycle = Some(start(&project, &overrides, &services, reporter, &cancel));
-                } else {
-                    reporter.status("Watching", &format!("{} for changes (Ctrl-C to stop)", project.root.display()));
+                if let Some(code) = s.on_built(done) {
+                    return Ok(code);
                 }
             }
         }
