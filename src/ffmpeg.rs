@@ -569,6 +569,32 @@ pub struct FinalMux<'a> {
     pub out: &'a Path,
 }
 
+/// What unit tests that need the real tools share.
+#[cfg(test)]
+pub mod testing {
+    use std::ffi::OsStr;
+
+    /// The ffmpeg and ffprobe on PATH.
+    pub fn on_path() -> super::Ffmpeg {
+        super::Ffmpeg {
+            ffmpeg: "ffmpeg".into(),
+            ffprobe: "ffprobe".into(),
+        }
+    }
+
+    /// Runs `ffmpeg -nostdin -v error -y ARGS`; its stdout. Panics if it fails.
+    pub fn ffmpeg<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> Vec<u8> {
+        let out = std::process::Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-y"])
+            .args(args)
+            .output()
+            .expect("ffmpeg runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "ffmpeg failed: {err}");
+        out.stdout
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,13 +6,12 @@
 //! integration tests' files).
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use common::TestProject;
 use common::browser::Browser;
+use common::json_child::JsonChild;
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -39,19 +38,7 @@ class Closing(Scene):
 "#;
 
 /// `parender watch --serve` with its JSON messages on a channel.
-struct Watch {
-    child: Child,
-    events: mpsc::Receiver<Value>,
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
+struct Watch(JsonChild);
 
 impl Watch {
     fn start(p: &TestProject) -> Watch {
@@ -62,36 +49,21 @@ impl Watch {
             "--message-format",
             "json",
         ];
-        let log = std::fs::File::create(p.path().join("watch.err")).unwrap();
-        let child = p
-            .command(&args)
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        Watch::with_child(child)
+        Watch::with(p.command(&args), p)
     }
 
-    fn with_child(mut child: Child) -> Watch {
-        let stdout = child.stdout.take().unwrap();
-        let (tx, events) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line)
-                    && tx.send(v).is_err()
-                {
-                    break;
-                }
-            }
-        });
-        Watch { child, events }
+    /// `cmd` with its stderr in the project's `watch.err`.
+    fn with(mut cmd: std::process::Command, p: &TestProject) -> Watch {
+        let log = std::fs::File::create(p.path().join("watch.err")).unwrap();
+        cmd.stderr(log);
+        Watch(JsonChild::spawn(cmd))
     }
 
     fn until(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left) {
+            match self.0.events.recv_timeout(left) {
                 Ok(v) if pred(&v) => return v,
                 Ok(_) => {}
                 Err(_) => panic!("timed out waiting for {what}"),
@@ -287,11 +259,9 @@ fn open_hands_the_url_to_the_desktop_browser() {
         std::env::var("PATH").unwrap_or_default()
     );
     let args = ["watch", "--serve", "--open", "--message-format", "json"];
-    let log = std::fs::File::create(p.path().join("watch.err")).unwrap();
     let mut cmd = p.command(&args);
     cmd.env("PATH", path).env("PARENDER_FAKE_RENDERER", "1");
-    let child = cmd.stdout(Stdio::piped()).stderr(log).spawn().unwrap();
-    let watch = Watch::with_child(child);
+    let watch = Watch::with(cmd, &p);
     let url = watch.until("serve-started", |v| v["reason"] == "serve-started")["url"]
         .as_str()
         .unwrap()

@@ -3,31 +3,18 @@
 //! decide the outcome.
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::json_child::JsonChild;
 use common::{TestProject, run_tool};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(60);
 
 struct Watch {
-    child: Child,
-    events: mpsc::Receiver<Value>,
+    proc: JsonChild,
     seen: Vec<Value>,
-}
-
-/// A test that fails half way must not leave its watcher (and its warm
-/// workers) running.
-impl Drop for Watch {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 }
 
 impl Watch {
@@ -37,33 +24,15 @@ impl Watch {
 
     fn start_with(p: &TestProject, fake: bool, extra_env: &[(&str, &str)], args: &[&str]) -> Watch {
         let mut cmd = p.command(&["watch", "--message-format", "json"]);
-        cmd.args(args);
+        cmd.args(args).stderr(Stdio::null());
         if fake {
             cmd.env("PARENDER_FAKE_RENDERER", "1");
         }
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Ok(v) = serde_json::from_str::<Value>(&line)
-                    && tx.send(v).is_err()
-                {
-                    break;
-                }
-            }
-        });
         Watch {
-            child,
-            events: rx,
+            proc: JsonChild::spawn(cmd),
             seen: Vec::new(),
         }
     }
@@ -74,7 +43,7 @@ impl Watch {
         let mut got = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left) {
+            match self.proc.events.recv_timeout(left) {
                 Ok(v) => {
                     self.seen.push(v.clone());
                     let done = pred(&v);
@@ -100,17 +69,17 @@ impl Watch {
 
     /// No event at all for `quiet`.
     fn assert_quiet(&mut self, quiet: Duration) {
-        if let Ok(v) = self.events.recv_timeout(quiet) {
+        if let Ok(v) = self.proc.events.recv_timeout(quiet) {
             panic!("expected no event, got {v}");
         }
     }
 
     fn stop(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
+        let pid = self.proc.child.id().to_string();
         run_tool("kill", &["-INT", &pid]);
         let start = Instant::now();
         loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
+            if let Some(s) = self.proc.child.try_wait().unwrap() {
                 return s;
             }
             assert!(
@@ -387,7 +356,7 @@ fn warm_workers_outlive_builds_and_a_superseded_warm_render_is_cancelled() {
     );
     let mut w = Watch::start(&p, false, &[]);
     assert_eq!(rendered(&w.next_build()), vec!["scenes/a.py:A"]);
-    let pid = w.child.id();
+    let pid = w.proc.child.id();
     let deadline = Instant::now() + WAIT;
     let workers = loop {
         let now = warm_workers(pid);
@@ -456,7 +425,7 @@ fn switching_to_the_cli_backend_in_parender_toml_ends_the_warm_workers() {
     );
     let mut w = Watch::start(&p, false, &[]);
     w.next_build();
-    let pid = w.child.id();
+    let pid = w.proc.child.id();
     let deadline = Instant::now() + WAIT;
     while warm_workers(pid).len() != 2 {
         assert!(Instant::now() < deadline, "no warm workers");

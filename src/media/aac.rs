@@ -241,6 +241,8 @@ fn prune(dir: &Path, max: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ffmpeg::testing::{ffmpeg, on_path};
+    use std::ffi::OsStr;
 
     #[test]
     fn chunks_cover_every_packet_once_with_their_rolls() {
@@ -343,32 +345,19 @@ mod tests {
     /// Muxes `adts` as the final mux does and decodes it back.
     fn decode(dir: &Path, adts: &Path) -> Vec<i16> {
         let m4a = dir.join("t.m4a");
-        let mux = std::process::Command::new("ffmpeg")
-            .args([
-                "-nostdin",
-                "-v",
-                "error",
-                "-y",
-                "-itsoffset",
-                PRIMING_SECONDS,
-                "-f",
-                "aac",
-                "-i",
-            ])
-            .arg(adts)
-            .args(["-c:a", "copy", "-f", "mp4"])
-            .arg(&m4a)
-            .status()
-            .unwrap();
-        assert!(mux.success());
-        let out = std::process::Command::new("ffmpeg")
-            .args(["-nostdin", "-v", "error", "-i"])
-            .arg(&m4a)
-            .args(["-f", "s16le", "-ac", "2", "-ar", "48000", "pipe:1"])
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        out.stdout
+        let (adts, m4a) = (adts.as_os_str(), m4a.as_os_str());
+        let mux = ["-itsoffset", PRIMING_SECONDS, "-f", "aac", "-i"].map(OsStr::new);
+        ffmpeg(
+            [
+                &mux[..],
+                &[adts],
+                &["-c:a", "copy", "-f", "mp4"].map(OsStr::new),
+                &[m4a],
+            ]
+            .concat(),
+        );
+        let pcm = ["-f", "s16le", "-ac", "2", "-ar", "48000", "pipe:1"].map(OsStr::new);
+        ffmpeg([&[OsStr::new("-i"), m4a][..], &pcm].concat())
             .chunks_exact(2)
             .map(|b| i16::from_le_bytes([b[0], b[1]]))
             .collect()
@@ -387,10 +376,7 @@ mod tests {
     #[tokio::test]
     async fn only_changed_chunks_are_encoded_and_the_track_decodes_in_place() {
         let t = tempfile::tempdir().unwrap();
-        let ff = Ffmpeg {
-            ffmpeg: "ffmpeg".into(),
-            ffprobe: "ffprobe".into(),
-        };
+        let ff = on_path();
         let kept = t.path().join("kept");
         let enc = Encoder {
             ffmpeg: &ff,

@@ -631,32 +631,17 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ffmpeg::testing::{ffmpeg, on_path};
+    use std::ffi::OsStr;
 
     #[tokio::test]
     async fn narration_decoded_ahead_is_whole_or_says_what_is_wrong() {
         let t = tempfile::tempdir().unwrap();
-        let ff = Ffmpeg {
-            ffmpeg: "ffmpeg".into(),
-            ffprobe: "ffprobe".into(),
-        };
+        let ff = on_path();
         let hashes = HashCache::default();
         let wav = t.path().join("n.wav");
-        let made = std::process::Command::new("ffmpeg")
-            .args([
-                "-nostdin",
-                "-v",
-                "error",
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=d=0.5",
-                "-ar",
-                "44100",
-            ])
-            .arg(&wav)
-            .status()
-            .unwrap();
-        assert!(made.success());
+        let lavfi = ["-f", "lavfi", "-i", "sine=d=0.5", "-ar", "44100"];
+        ffmpeg(lavfi.iter().map(OsStr::new).chain([wav.as_os_str()]));
         let cache = t.path().join("mux");
         let a = decode_ahead(&ff, &wav, &cache, &hashes)
             .await

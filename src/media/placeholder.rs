@@ -111,10 +111,7 @@ mod tests {
     #[tokio::test]
     async fn a_reused_card_counts_as_used() {
         let t = tempfile::tempdir().unwrap();
-        let ff = Ffmpeg {
-            ffmpeg: "ffmpeg".into(),
-            ffprobe: "ffprobe".into(),
-        };
+        let ff = crate::ffmpeg::testing::on_path();
         let scene = Scene::new("scenes/a.py", "A", crate::config::DEFAULT_TIMEOUT);
         let settings = BuildSettings::resolve(&Config::default(), &Overrides::default());
         let error = SceneError::plain("boom");

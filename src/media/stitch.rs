@@ -432,8 +432,10 @@ pub async fn stitch(
 mod tests {
     use super::*;
     use crate::ffmpeg::VideoInfo;
+    use crate::ffmpeg::testing::ffmpeg;
     use crate::media::timeline::concat_line;
     use crate::scene::SceneId;
+    use std::ffi::OsStr;
 
     fn seg(frames: u64, audio: Option<(PathBuf, u64)>) -> Segment {
         Segment {
@@ -492,16 +494,17 @@ mod tests {
                 .collect();
             let (raw, out) = (t.path().join(format!("{name}.pcm")), t.path().join(name));
             std::fs::write(&raw, &pcm).unwrap();
-            let ok = std::process::Command::new("ffmpeg")
-                .args([
-                    "-nostdin", "-v", "error", "-f", "s16le", "-ar", "48000", "-ac", "2", "-i",
-                ])
-                .arg(&raw)
-                .args(["-c:a", "flac", "-f", "flac"])
-                .arg(&out)
-                .status()
-                .unwrap();
-            assert!(ok.success());
+            let pcm_in = ["-f", "s16le", "-ar", "48000", "-ac", "2", "-i"].map(OsStr::new);
+            let to_flac = ["-c:a", "flac", "-f", "flac"].map(OsStr::new);
+            ffmpeg(
+                [
+                    &pcm_in[..],
+                    &[raw.as_os_str()],
+                    &to_flac,
+                    &[out.as_os_str()],
+                ]
+                .concat(),
+            );
             (out, pcm)
         };
         let (a, pa) = flac("a.flac", 10_000, 1);
@@ -513,22 +516,8 @@ mod tests {
         assert_eq!(got, [pa, pb].concat());
         // Not what the mux writes: said so, with the file.
         let mono = t.path().join("m.flac");
-        let ok = std::process::Command::new("ffmpeg")
-            .args([
-                "-nostdin",
-                "-v",
-                "error",
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=d=0.1",
-                "-ac",
-                "1",
-            ])
-            .arg(&mono)
-            .status()
-            .unwrap();
-        assert!(ok.success());
+        let lavfi = ["-f", "lavfi", "-i", "sine=d=0.1", "-ac", "1"];
+        ffmpeg(lavfi.iter().map(OsStr::new).chain([mono.as_os_str()]));
         let e = FlacChain::new(vec![b, mono]).read_to_end(&mut Vec::new());
         let e = e.unwrap_err().to_string();
         assert!(

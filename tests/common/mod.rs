@@ -5,6 +5,7 @@
 
 pub mod av;
 pub mod browser;
+pub mod json_child;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
