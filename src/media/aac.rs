@@ -106,16 +106,24 @@ pub struct Encoder<'a> {
 
 impl Encoder<'_> {
     /// Encodes `pcm` (the whole track) to ADTS at `out`, reusing every
-    /// chunk whose input is unchanged.
+    /// chunk whose input is unchanged. The track is read a chunk's window
+    /// at a time: an hour of it is 690 MB.
     pub async fn encode(&self, pcm: &Path, out: &Path) -> Result<Encoded, Error> {
-        let data = std::fs::read(pcm).map_err(|e| Error::io(pcm, e))?;
+        let track = std::fs::File::open(pcm).map_err(|e| Error::io(pcm, e))?;
+        let len = track.metadata().map_err(|e| Error::io(pcm, e))?.len();
         std::fs::create_dir_all(self.kept).map_err(|e| Error::io(self.kept, e))?;
         let salt = self.salt();
-        let chunks = plan(data.len() as u64 / BYTES_PER_SAMPLE);
-        let named: Vec<(Chunk, PathBuf)> = chunks
-            .iter()
-            .map(|c| (*c, self.kept.join(format!("{}.aac", key(&salt, c, &data)))))
-            .collect();
+        let mut named: Vec<(Chunk, PathBuf)> = Vec::new();
+        for c in plan(len / BYTES_PER_SAMPLE) {
+            let range = byte_range(&c, len);
+            let last = range.end >= len;
+            let window = read_range(&track, range, pcm)?;
+            named.push((
+                c,
+                self.kept
+                    .join(format!("{}.aac", key(&salt, &c, &window, last))),
+            ));
+        }
         let missing: Vec<&(Chunk, PathBuf)> = named.iter().filter(|(_, p)| !p.is_file()).collect();
         let encoded = Encoded {
             chunks: named.len(),
@@ -125,24 +133,19 @@ impl Encoder<'_> {
         let gate = tokio::sync::Semaphore::new(self.jobs.max(1));
         let mut runs = Vec::new();
         for (c, path) in missing {
-            let (gate, data) = (&gate, &data);
+            let (gate, track) = (&gate, &track);
             runs.push(async move {
                 let _slot = gate
                     .acquire()
                     .await
                     .map_err(|e| Error::Other(e.to_string()))?;
-                self.encode_chunk(c, data, path).await
+                let window = read_range(track, byte_range(c, len), pcm)?;
+                self.encode_chunk(c, &window, path).await
             });
         }
         futures::future::try_join_all(runs).await?;
-        let mut joined = Vec::new();
-        for (_, path) in &named {
-            let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-            joined.extend_from_slice(&bytes);
-            touch(path);
-        }
-        std::fs::write(out, &joined).map_err(|e| Error::io(out, e))?;
-        prune(self.kept, KEEP_BYTES.max(3 * joined.len() as u64));
+        let written = join(named.iter().map(|(_, p)| p.as_path()), out)?;
+        prune(self.kept, KEEP_BYTES.max(3 * written));
         Ok(encoded)
     }
 
@@ -156,8 +159,7 @@ impl Encoder<'_> {
         format!("{FORMAT}\n{BITRATE}\n{}\n{stamp}\n", bin.display())
     }
 
-    async fn encode_chunk(&self, c: &Chunk, data: &[u8], path: &Path) -> Result<(), Error> {
-        let window = window(c, data);
+    async fn encode_chunk(&self, c: &Chunk, window: &[u8], path: &Path) -> Result<(), Error> {
         let input = crate::fsutil::locked_tempfile(self.work, ".aac-in-", ".pcm")?;
         std::fs::write(input.path(), window).map_err(|e| Error::io(input.path(), e))?;
         let adts = self.ffmpeg.encode_aac(input.path(), BITRATE).await?;
@@ -180,19 +182,45 @@ impl Encoder<'_> {
     }
 }
 
-/// The PCM a chunk is encoded from.
-fn window<'d>(c: &Chunk, data: &'d [u8]) -> &'d [u8] {
-    let bytes = |frame: u64| ((frame * FRAME * BYTES_PER_SAMPLE) as usize).min(data.len());
-    &data[bytes(c.from)..bytes(c.to)]
+/// The chunks' packets, in order, into `out`; marks each used. Returns the
+/// bytes written.
+fn join<'p>(chunks: impl Iterator<Item = &'p Path>, out: &Path) -> Result<u64, Error> {
+    let file = std::fs::File::create(out).map_err(|e| Error::io(out, e))?;
+    let mut w = std::io::BufWriter::new(file);
+    let mut written = 0;
+    for path in chunks {
+        let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        written += std::io::copy(&mut f, &mut w).map_err(|e| Error::io(out, e))?;
+        touch(path);
+    }
+    std::io::Write::flush(&mut w).map_err(|e| Error::io(out, e))?;
+    Ok(written)
 }
 
-/// A chunk's name: the hash of everything its packets depend on.
-fn key(salt: &str, c: &Chunk, data: &[u8]) -> String {
+/// The bytes of a track of `len` bytes a chunk is encoded from.
+fn byte_range(c: &Chunk, len: u64) -> std::ops::Range<u64> {
+    let at = |frame: u64| (frame * FRAME * BYTES_PER_SAMPLE).min(len);
+    at(c.from)..at(c.to)
+}
+
+fn read_range(
+    file: &std::fs::File,
+    range: std::ops::Range<u64>,
+    path: &Path,
+) -> Result<Vec<u8>, Error> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; (range.end - range.start) as usize];
+    file.read_exact_at(&mut buf, range.start)
+        .map_err(|e| Error::io(path, e))?;
+    Ok(buf)
+}
+
+/// A chunk's name: the hash of everything its packets depend on: its input
+/// `window`, where its packets sit in the encode, and whether the encode
+/// ends at the track's end (the encoder's last packets flush differently).
+fn key(salt: &str, c: &Chunk, window: &[u8], last: bool) -> String {
     let mut h = blake3::Hasher::new();
     h.update(salt.as_bytes());
-    // Where its packets sit in the encode, and whether the encode ends at
-    // the track's end (the encoder's last packets flush differently).
-    let last = (c.to as usize * (FRAME * BYTES_PER_SAMPLE) as usize) >= data.len();
     let place = [
         c.first - c.from,
         c.end - c.from,
@@ -202,7 +230,7 @@ fn key(salt: &str, c: &Chunk, data: &[u8]) -> String {
     for n in place {
         h.update(&n.to_le_bytes());
     }
-    h.update(window(c, data));
+    h.update(window);
     h.finalize().to_hex()[..32].to_string()
 }
 
@@ -309,7 +337,12 @@ mod tests {
     fn a_chunk_key_follows_its_own_input_only() {
         let data: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
         let chunks = plan(data.len() as u64 / BYTES_PER_SAMPLE);
-        let keys = |d: &[u8]| chunks.iter().map(|c| key("s", c, d)).collect::<Vec<_>>();
+        let key_of = |salt: &str, c: &Chunk, d: &[u8]| {
+            let r = byte_range(c, d.len() as u64);
+            let last = r.end >= d.len() as u64;
+            key(salt, c, &d[r.start as usize..r.end as usize], last)
+        };
+        let keys = |d: &[u8]| chunks.iter().map(|c| key_of("s", c, d)).collect::<Vec<_>>();
         let before = keys(&data);
         let mut edited = data.clone();
         // Frame 300 is chunk 1's own (its window: frames 223..514); chunk 0
@@ -319,10 +352,7 @@ mod tests {
         assert_eq!(before[0], after[0]);
         assert_ne!(before[1], after[1]);
         assert_eq!(before[2..], after[2..]);
-        assert_ne!(
-            keys(&data)[0],
-            chunks.iter().map(|c| key("t", c, &data)).next().unwrap()
-        );
+        assert_ne!(keys(&data)[0], key_of("t", &chunks[0], &data));
     }
 
     /// 48 kHz stereo s16le: silence, then a 440 Hz tone from `onset` on.

@@ -59,21 +59,50 @@ fn concat_list(parts: &[Part], timeline: &Timeline) -> String {
 
 /// Writes the whole audio track to `out`: for each segment, its audio then
 /// silence up to the sample where the next segment's first frame starts.
-/// The segments' FLAC is decoded here, in process.
-fn write_track(segments: &[&Segment], out: &Path) -> Result<(), Error> {
-    let file = std::fs::File::create(out).map_err(|e| Error::io(out, e))?;
-    let mut w = std::io::BufWriter::new(file);
-    let flacs = segments
-        .iter()
-        .filter_map(|s| s.audio.as_ref().map(|(p, _)| p.clone()));
-    let audio = FlacChain::new(flacs.collect());
-    lay_out(segments, audio, &mut w).map_err(|e| Error::Media {
-        tool: "flac",
-        what: out.display().to_string(),
-        message: e.to_string(),
-    })?;
-    w.flush().map_err(|e| Error::io(out, e))?;
-    Ok(())
+/// The segments' FLAC is decoded here, in process, on a blocking thread
+/// that stops at its next write once `cancel` fires (an hour of audio takes
+/// seconds; Ctrl-C must not wait for it).
+async fn write_track(
+    segments: Vec<Segment>,
+    out: &Path,
+    cancel: &CancellationToken,
+) -> Result<(), Error> {
+    let (path, stop) = (out.to_path_buf(), cancel.clone());
+    let work = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+        let mut w = std::io::BufWriter::new(Stoppable(file, stop));
+        let flacs = segments
+            .iter()
+            .filter_map(|s| s.audio.as_ref().map(|(p, _)| p.clone()));
+        let audio = FlacChain::new(flacs.collect());
+        let segments: Vec<&Segment> = segments.iter().collect();
+        lay_out(&segments, audio, &mut w).map_err(|e| Error::Media {
+            tool: "flac",
+            what: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        w.flush().map_err(|e| Error::io(&path, e))
+    });
+    tokio::select! {
+        _ = cancel.cancelled() => Err(Error::Interrupted),
+        done = work => done.map_err(|e| Error::Other(format!("writing the audio track: {e}")))?,
+    }
+}
+
+/// A writer that fails once its token is cancelled.
+struct Stoppable<W>(W, CancellationToken);
+
+impl<W: Write> Write for Stoppable<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.1.is_cancelled() {
+            return Err(std::io::Error::other("interrupted"));
+        }
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }
 
 /// The samples of FLAC files (48 kHz stereo 16-bit, as the mux writes
@@ -362,8 +391,8 @@ pub async fn stitch(
     let list = write("concat.txt", concat_list(parts, &timeline))?;
     let chapters = write("chapters.ffmeta", timeline.ffmetadata())?;
     let track = work.join("track.pcm");
-    let segments: Vec<&Segment> = parts.iter().map(|p| &p.segment).collect();
-    write_track(&segments, &track)?;
+    let segments: Vec<Segment> = parts.iter().map(|p| p.segment.clone()).collect();
+    write_track(segments, &track, cancel).await?;
     let aac = work.join("track.aac");
     let encoder = aac::Encoder {
         ffmpeg: ff,
@@ -421,7 +450,7 @@ pub async fn stitch(
     Ok(Stitched {
         output: output.to_path_buf(),
         frames: timeline.frames(),
-        seconds: segments.iter().map(|s| s.seconds()).sum(),
+        seconds: parts.iter().map(|p| p.segment.seconds()).sum(),
         chapters: chapter_list,
         subtitles: published_srt,
         side_files,
