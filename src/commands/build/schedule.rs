@@ -308,16 +308,20 @@ fn class_video_seconds(source: &str, line: usize) -> f64 {
         while loops.last().is_some_and(|(at, _)| indent <= *at) {
             loops.pop();
         }
-        let times: f64 = loops.iter().map(|(_, k)| k).product();
-        let rest = lines[n..].join("\n");
-        let rest = &rest[l.len() - code.len()..];
-        for (at, _) in code
+        let calls: Vec<usize> = code
             .match_indices(".play(")
             .chain(code.match_indices(".wait("))
-        {
-            let args = call_args(&rest[at + 6..]);
-            let wait = code[at..].starts_with(".wait(");
-            total += times * call_seconds(args, wait);
+            .map(|(at, _)| at)
+            .collect();
+        if !calls.is_empty() {
+            // A call's arguments may go on over the next lines.
+            let times: f64 = loops.iter().map(|(_, k)| k).product();
+            let rest = lines[n..].join("\n");
+            let rest = &rest[indent..];
+            for at in calls {
+                let wait = code[at..].starts_with(".wait(");
+                total += times * call_seconds(call_args(&rest[at + 6..]), wait);
+            }
         }
         if code.starts_with("for ") && code.ends_with(':') {
             loops.push((indent, loop_count(code)));
