@@ -110,6 +110,7 @@ impl Reporter {
     }
 
     /// The message to the tap alone (the preview page), never on stdout.
+    /// Serialized only when a page listens.
     pub fn tap(&self, m: &Message) {
         if let Some(t) = self.tap.get().filter(|t| t.receiver_count() > 0)
             && let Ok(line) = serde_json::to_string(m)
@@ -120,17 +121,10 @@ impl Reporter {
 
     /// The message on stdout (`--message-format json`) and to the tap.
     pub fn emit(&self, m: &Message) {
-        let tap = self.tap.get().filter(|t| t.receiver_count() > 0);
-        if !self.is_json() && tap.is_none() {
-            return;
-        }
-        let Ok(line) = serde_json::to_string(m) else {
-            return;
-        };
-        if let Some(t) = tap {
-            let _ = t.send(line.clone());
-        }
-        if self.is_json() {
+        self.tap(m);
+        if self.is_json()
+            && let Ok(line) = serde_json::to_string(m)
+        {
             self.out(&line);
         }
     }
