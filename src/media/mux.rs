@@ -293,8 +293,7 @@ fn cached(dir: &Path, input: &MuxInput<'_>, hashes: &HashCache) -> Result<Option
 /// The segment's audio in a mux folder.
 const AUDIO: &str = "audio.flac";
 
-/// Decodes (and mixes) the audio, keeps it as FLAC and encodes the held
-/// tail, into `work`.
+/// The segment's audio as FLAC and the held tail, into `work`.
 async fn build(
     ff: &Ffmpeg,
     input: &MuxInput<'_>,
@@ -302,15 +301,8 @@ async fn build(
     hashes: &HashCache,
 ) -> Result<MuxMeta, Error> {
     let info = input.info;
-    let (audio, mixed) = match input.ahead {
-        Some(a) => (take_ahead(a, work)?, None),
-        None => (None, Some(decode_and_mix(ff, input, work).await?)),
-    };
-    let samples = match (&audio, &mixed) {
-        (Some((_, n)), _) => *n,
-        (None, Some(m)) => m.pcm.as_ref().map_or(0, |(_, n)| *n),
-        (None, None) => 0,
-    };
+    let audio = segment_audio(ff, input, work).await?;
+    let samples = audio.flac.as_ref().map_or(0, |(_, n)| *n);
     let audio_frames = info.frames_for_samples(samples);
     let frames = info.frames.max(audio_frames) + input.gap_frames;
     let hold = frames - info.frames;
@@ -320,26 +312,48 @@ async fn build(
         encode_hold(ff, input, hold, work, &tail).await?;
         hold_hash = hashes.hash(&tail)?;
     }
-    let Some(mixed) = mixed else {
-        let audio = match audio {
-            Some((flac, n)) => Some((hashes.hash(&flac)?.unwrap_or_default(), n)),
-            None => None,
-        };
-        let problems = input.ahead.map(|a| a.problems.clone()).unwrap_or_default();
-        return Ok(MuxMeta {
-            frames,
-            hold: hold_hash,
-            audio,
-            clipped: 0,
-            problems,
-        });
+    let flac = match audio.flac {
+        Some((flac, n)) => Some((hashes.hash(&flac)?.unwrap_or_default(), n)),
+        None => None,
     };
-    let audio = match mixed.pcm {
+    Ok(MuxMeta {
+        frames,
+        hold: hold_hash,
+        audio: flac,
+        clipped: audio.clipped,
+        problems: audio.problems,
+    })
+}
+
+/// A segment's audio, kept: `work/audio.flac` and its length in samples
+/// (none when silent), the samples that clipped, the inputs left out.
+struct SegmentAudio {
+    flac: Option<(PathBuf, u64)>,
+    clipped: u64,
+    problems: Vec<Problem>,
+}
+
+/// The segment's audio from the narration decoded ahead, or decoded (and
+/// mixed with the scene's own sound) now.
+async fn segment_audio(
+    ff: &Ffmpeg,
+    input: &MuxInput<'_>,
+    work: &Path,
+) -> Result<SegmentAudio, Error> {
+    if let Some(a) = input.ahead {
+        return Ok(SegmentAudio {
+            flac: take_ahead(a, work)?,
+            clipped: 0,
+            problems: a.problems.clone(),
+        });
+    }
+    let mixed = decode_and_mix(ff, input, work).await?;
+    let flac = match mixed.pcm {
         Some((pcm, n)) if n > 0 => {
             let flac = work.join(AUDIO);
             encode_flac(ff, &pcm, &flac).await?;
             let _ = std::fs::remove_file(&pcm);
-            Some((hashes.hash(&flac)?.unwrap_or_default(), n))
+            Some((flac, n))
         }
         Some((pcm, _)) => {
             let _ = std::fs::remove_file(&pcm);
@@ -347,10 +361,8 @@ async fn build(
         }
         None => None,
     };
-    Ok(MuxMeta {
-        frames,
-        hold: hold_hash,
-        audio,
+    Ok(SegmentAudio {
+        flac,
         clipped: mixed.clipped,
         problems: mixed.problems,
     })
