@@ -25,6 +25,7 @@ use tower::ServiceExt;
 use crate::error::Error;
 use crate::ffmpeg::Ffmpeg;
 use crate::media::publish::Outcome;
+use crate::media::stitch::side_file;
 use crate::report::Reporter;
 use state::PageState;
 
@@ -114,7 +115,8 @@ impl Preview {
 
     /// A new video was published at `output`.
     pub fn published(&self, output: &Path, o: &Outcome) {
-        let vtt = o.subtitles.as_ref().map(|s| s.with_extension("vtt"));
+        // The WebVTT the stitch writes beside the SRT.
+        let vtt = o.subtitles.as_ref().map(|_| side_file(output, "vtt"));
         let vtt = vtt.filter(|v| v.is_file());
         if let Ok(mut f) = self.shared.files.lock() {
             *f = Files {
