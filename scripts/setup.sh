@@ -4,8 +4,13 @@
 #   - apt: ffmpeg, Cairo/Pango headers + pkg-config (for Manim's wheels' deps),
 #     a minimal LaTeX with dvisvgm and the `standalone` class (MathTex/Tex),
 #     espeak-ng and sox (test and example audio), python3-venv,
-#     chromium (the headless browser of the `watch --serve` test)
-#   - .venv: a Python venv with the pinned Manim from requirements.txt
+#     chromium (the headless browser of the `watch --serve` test),
+#     apache2-bin (the WebDAV server of the remote-cache tests),
+#     slurmctld slurmd slurm-client munge (a one-node Slurm for the executor
+#     tests; the tests start it on loopback with a config in a temp folder)
+#   - .venv: a Python venv with the pinned Manim from requirements.txt, and
+#     Ray from requirements-cluster.txt (the Ray executor's tests start a head
+#     on loopback)
 #   - cargo build --release
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +21,8 @@ APT_PACKAGES=(
   texlive-fonts-recommended texlive-science dvisvgm
   espeak-ng sox
   chromium fonts-dejavu-core
+  apache2-bin
+  slurmctld slurmd slurm-client munge
 )
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -44,6 +51,13 @@ have=$(.venv/bin/python -c "import importlib.metadata as m; print(m.version('man
 if [ "$have" != "$want" ]; then
   say "installing manim==$want into .venv"
   .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
+fi
+
+ray_want=$(sed -n 's/^ray==//p' requirements-cluster.txt)
+ray_have=$(.venv/bin/python -c "import importlib.metadata as m; print(m.version('ray'))" 2>/dev/null || true)
+if [ "$ray_have" != "$ray_want" ]; then
+  say "installing ray==$ray_want into .venv (the Ray executor's tests)"
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements-cluster.txt
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

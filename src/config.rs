@@ -61,6 +61,52 @@ pub struct Config {
     pub watch: WatchConfig,
     #[serde(default)]
     pub render: RenderConfig,
+    #[serde(default)]
+    pub cache: CacheConfig,
+    #[serde(default)]
+    pub executor: ExecutorConfig,
+}
+
+/// `[cache]`: the shared remote cache.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// `s3://bucket/prefix`, `gs://…`, `az://…` or `http(s)://host/prefix`
+    /// (WebDAV): renders are looked up there after a local miss and
+    /// uploaded there after a render.
+    pub remote: Option<String>,
+}
+
+/// `[executor]`: where scene renders run.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutorConfig {
+    #[serde(default)]
+    pub kind: ExecutorKind,
+    /// Ray: `ray://host:port` or `host:port` of the cluster's head.
+    pub address: Option<String>,
+    /// Slurm: the partition (`srun -p`).
+    pub partition: Option<String>,
+    /// Slurm: the account (`srun -A`).
+    pub account: Option<String>,
+    /// Slurm: more `srun` options, e.g. `["--qos=short"]`.
+    #[serde(default)]
+    pub options: Vec<String>,
+    /// CPUs per render (default 1).
+    pub cpus: Option<u32>,
+}
+
+/// `[executor] kind`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutorKind {
+    /// Renders on this machine (the warm workers or the CLI).
+    #[default]
+    Local,
+    /// One Ray task per render.
+    Ray,
+    /// One Slurm job step (`srun`) per render.
+    Slurm,
 }
 
 /// `[render]`: how scenes are rendered.

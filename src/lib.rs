@@ -13,6 +13,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod execute;
 pub mod ffmpeg;
 pub mod fsutil;
 pub mod media;

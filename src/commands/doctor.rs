@@ -66,6 +66,20 @@ async fn render_backend(project: &Project, python: &Path) {
     }
 }
 
+/// Whether the configured cluster (`[executor]`) answers.
+async fn executor(c: &mut Checks, project: &Project, python: &Path) {
+    let config = &project.config.executor;
+    let scratch = project.state_dir().join("tmp");
+    let Some(answer) = crate::execute::check(config, python, &project.root, &scratch).await else {
+        return;
+    };
+    let what = format!("executor ({:?})", config.kind).to_lowercase();
+    match answer {
+        Ok(detail) => c.ok(&what, &detail),
+        Err((problem, fix)) => c.bad(&what, &problem, &fix),
+    }
+}
+
 struct Checks {
     failures: usize,
 }
@@ -136,6 +150,7 @@ pub async fn doctor(project_dir: Option<&Path>) -> ExitCode {
     }
     if let (Some(p), Ok((py, _))) = (&project, &python) {
         render_backend(p, py).await;
+        executor(&mut c, p, py).await;
     }
     // ffmpeg and ffprobe.
     for tool in ["ffmpeg", "ffprobe"] {

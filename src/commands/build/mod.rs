@@ -473,10 +473,19 @@ pub fn services(project: &Project) -> Result<Services, Error> {
         backend == Backend::Warm,
     ));
     let fake = std::env::var_os("PARENDER_FAKE_RENDERER").is_some_and(|v| v == "1");
+    let cluster = crate::execute::cluster_runner(
+        &project.config.executor,
+        &tools.python,
+        &project.root,
+        &project.state_dir().join("tmp"),
+    );
+    let local = cluster.is_none();
     let renderer: Arc<dyn crate::render::Renderer> = if fake {
         Arc::new(crate::render::fake::FakeRenderer {
             ffmpeg: ffmpeg.clone(),
         })
+    } else if let Some(runner) = cluster {
+        Arc::new(WarmRenderer::<dyn crate::python::RunScript> { runner })
     } else if backend == Backend::Warm {
         Arc::new(WarmRenderer {
             runner: runner.clone(),
@@ -490,7 +499,9 @@ pub fn services(project: &Project) -> Result<Services, Error> {
         renderer,
         ffmpeg,
         runner,
-        can_split: !fake,
-        warm_renders: !fake && backend == Backend::Warm,
+        // Splits and warm renders are local matters: on a cluster each
+        // render is one task of the engine.
+        can_split: !fake && local,
+        warm_renders: !fake && local && backend == Backend::Warm,
     })
 }
