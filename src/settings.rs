@@ -35,7 +35,19 @@ pub struct RenderSettings {
     pub height: u32,
     pub fps: u32,
     pub manim_args: Vec<String>,
+    /// The video encoder's threading, which changes the bitstream and the
+    /// decoded pixels (libx264 cuts one slice per thread, and by default
+    /// takes as many threads as the machine has CPUs): `threads=N` when
+    /// parender pins it (`--encoder-option`, Manim 0.22 and later), else
+    /// `auto on N CPUs`. In the key, so renders are shared only between
+    /// machines whose renders are identical.
+    #[serde(default)]
+    pub encoder: String,
 }
+
+/// The encoder threads parender pins: the same on every machine, so a render
+/// from a 2-core laptop and one from a 64-core node are identical.
+pub const ENCODER_THREADS: u32 = 4;
 
 impl RenderSettings {
     /// Manim's preset for `quality` (its size and frame rate), nothing added.
@@ -47,7 +59,27 @@ impl RenderSettings {
             height,
             fps,
             manim_args: Vec::new(),
+            encoder: String::new(),
         }
+    }
+
+    /// Fixes the encoder's threading for renders by `manim_version`: pinned
+    /// to [`ENCODER_THREADS`] where Manim takes `--encoder-option` (0.22 and
+    /// later) and the user set no threads of their own, else recorded with
+    /// this machine's CPU count.
+    pub fn pin_encoder(&mut self, manim_version: &str) {
+        let user = self
+            .manim_args
+            .windows(2)
+            .find(|w| w[0] == "--encoder-option" && w[1].starts_with("threads="));
+        self.encoder = match user {
+            Some(w) => format!("{} (manim_args)", w[1]),
+            None if takes_encoder_options(manim_version) => format!("threads={ENCODER_THREADS}"),
+            None => format!(
+                "auto on {} CPUs",
+                std::thread::available_parallelism().map_or(1, |n| n.get())
+            ),
+        };
     }
 
     /// Arguments for `manim render` that select this quality and frame rate.
@@ -58,12 +90,25 @@ impl RenderSettings {
             v.push(self.fps.to_string());
         }
         v.extend(self.manim_args.iter().cloned());
+        if self.encoder.starts_with("threads=") && !self.encoder.ends_with("(manim_args)") {
+            v.push("--encoder-option".into());
+            v.push(self.encoder.clone());
+        }
         v
     }
 
     /// Manim's output sub-folder, e.g. `480p15`.
     pub fn folder_name(&self) -> String {
         format!("{}p{}", self.height, self.fps)
+    }
+}
+
+/// Whether Manim `version` has `--encoder-option` (0.22.0 and later).
+fn takes_encoder_options(version: &str) -> bool {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(major), Some(minor)) => (major, minor) >= (0, 22),
+        _ => false,
     }
 }
 
@@ -122,6 +167,7 @@ impl BuildSettings {
                 height,
                 fps,
                 manim_args,
+                encoder: String::new(),
             },
             jobs,
         }
@@ -138,6 +184,27 @@ pub fn default_jobs() -> usize {
 mod tests {
     use super::*;
     use std::path::Path;
+
+    #[test]
+    fn the_encoders_threads_are_pinned_where_manim_can() {
+        let mut s = RenderSettings::preset(Quality::Low);
+        s.pin_encoder("0.22.0");
+        assert_eq!(s.encoder, "threads=4");
+        assert_eq!(
+            s.manim_flags(),
+            vec!["-ql", "--encoder-option", "threads=4"]
+        );
+        s.pin_encoder("0.21.0");
+        assert!(s.encoder.starts_with("auto on "), "{}", s.encoder);
+        assert_eq!(s.manim_flags(), vec!["-ql"]);
+        s.manim_args = vec!["--encoder-option".into(), "threads=1".into()];
+        s.pin_encoder("0.22.0");
+        assert_eq!(s.encoder, "threads=1 (manim_args)");
+        assert_eq!(
+            s.manim_flags(),
+            vec!["-ql", "--encoder-option", "threads=1"]
+        );
+    }
 
     #[test]
     fn quality_names() {

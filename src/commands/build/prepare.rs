@@ -32,11 +32,12 @@ pub async fn prepare(
     runner: &Runner,
     cancel: &CancellationToken,
 ) -> Result<Prepared, Error> {
-    let settings = BuildSettings::resolve(&project.config, overrides);
+    let mut settings = BuildSettings::resolve(&project.config, overrides);
     let state = project.state_dir();
     let versions =
         crate::analyze::toolchain::versions(runner.python(), &state.join("toolchain.json"), cancel)
             .await?;
+    settings.render.pin_encoder(&versions.manim);
     let hashes = Arc::new(HashCache::load(state.join("hashes.json")));
     let fingerprinter = Arc::new(Fingerprinter::new(
         project,
