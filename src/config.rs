@@ -74,7 +74,24 @@ pub struct CacheConfig {
     /// `s3://bucket/prefix`, `gs://…`, `az://…` or `http(s)://host/prefix`
     /// (WebDAV): renders are looked up there after a local miss and
     /// uploaded there after a render.
+    #[serde(default, deserialize_with = "de_remote")]
     pub remote: Option<String>,
+}
+
+/// The URL schemes `[cache] remote` takes.
+pub const REMOTE_SCHEMES: &[&str] = &[
+    "s3", "s3a", "gs", "az", "azure", "abfs", "abfss", "http", "https",
+];
+
+fn de_remote<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let url = String::deserialize(d)?;
+    let scheme = url.split_once("://").map(|(s, _)| s);
+    match scheme {
+        Some(s) if REMOTE_SCHEMES.contains(&s) => Ok(Some(url)),
+        _ => Err(de::Error::custom(format!(
+            "invalid remote {url:?}: expected s3://bucket/prefix, gs://bucket/prefix, az://container/prefix or http(s)://host/prefix"
+        ))),
+    }
 }
 
 /// `[executor]`: where scene renders run.

@@ -1,0 +1,164 @@
+//! Building the object store for a `[cache] remote` URL, and what its errors
+//! mean for a person.
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::client::{HttpError, HttpErrorKind};
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+use object_store::http::HttpBuilder;
+use object_store::prefix::PrefixStore;
+use object_store::{BackoffConfig, ClientConfigKey, ClientOptions, ObjectStore, RetryConfig};
+
+/// Connecting may take this long before the remote counts as down.
+const CONNECT_TIMEOUT: &str = "2s";
+/// One whole request, body included (a 1080p60 scene is tens of MB).
+const REQUEST_TIMEOUT: &str = "120s";
+
+/// Two quick retries: a cache must not make a build wait for a dead server.
+fn retry() -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_millis(500),
+            base: 2.0,
+        },
+        max_retries: 2,
+        retry_timeout: Duration::from_secs(5),
+    }
+}
+
+/// The store for `url`: S3, GCS and Azure with credentials from each cloud's
+/// usual environment variables; HTTP(S) as WebDAV. A path after the bucket
+/// (or host) becomes a prefix.
+pub fn store(url: &str) -> Result<Arc<dyn ObjectStore>, String> {
+    // reqwest needs a TLS provider before the first client is built; an
+    // error means one is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let parsed = url::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+    let prefix = parsed.path().trim_matches('/').to_string();
+    let base = |scheme: &str| -> Result<String, String> {
+        let host = parsed
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or("the URL names no bucket or host")?;
+        Ok(match parsed.port() {
+            Some(p) => format!("{scheme}://{host}:{p}"),
+            None => format!("{scheme}://{host}"),
+        })
+    };
+    let client = |key, value: &str| (key, value.to_string());
+    let timeouts = [
+        client(ClientConfigKey::ConnectTimeout, CONNECT_TIMEOUT),
+        client(ClientConfigKey::Timeout, REQUEST_TIMEOUT),
+    ];
+    let store: Arc<dyn ObjectStore> = match parsed.scheme() {
+        "s3" | "s3a" => {
+            let mut b = AmazonS3Builder::from_env()
+                .with_url(base("s3")?)
+                .with_retry(retry());
+            for (k, v) in timeouts {
+                b = b.with_config(AmazonS3ConfigKey::Client(k), v);
+            }
+            Arc::new(b.build().map_err(|e| e.to_string())?)
+        }
+        "gs" => {
+            let mut b = GoogleCloudStorageBuilder::from_env()
+                .with_url(base("gs")?)
+                .with_retry(retry());
+            for (k, v) in timeouts {
+                b = b.with_config(GoogleConfigKey::Client(k), v);
+            }
+            Arc::new(b.build().map_err(|e| e.to_string())?)
+        }
+        "az" | "azure" | "abfs" | "abfss" => {
+            let mut b = MicrosoftAzureBuilder::from_env()
+                .with_url(url)
+                .with_retry(retry());
+            for (k, v) in timeouts {
+                b = b.with_config(AzureConfigKey::Client(k), v);
+            }
+            let store = Arc::new(b.build().map_err(|e| e.to_string())?);
+            // Azure's URL forms carry the container in different places; the
+            // builder takes it from the URL, the prefix is what follows.
+            return Ok(with_prefix(store, azure_prefix(&parsed)));
+        }
+        "http" | "https" => {
+            // At the server's root, with the path as a prefix: an HTTP store
+            // whose URL has a path lists keys with that path in front.
+            let options = ClientOptions::new()
+                .with_allow_http(true)
+                .with_connect_timeout(Duration::from_secs(2))
+                .with_timeout(Duration::from_secs(120));
+            Arc::new(
+                HttpBuilder::new()
+                    .with_url(base(parsed.scheme())?)
+                    .with_client_options(options)
+                    .with_retry(retry())
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            )
+        }
+        other => return Err(format!("unsupported scheme `{other}:`")),
+    };
+    Ok(with_prefix(store, prefix))
+}
+
+fn with_prefix(store: Arc<dyn ObjectStore>, prefix: String) -> Arc<dyn ObjectStore> {
+    if prefix.is_empty() {
+        store
+    } else {
+        Arc::new(PrefixStore::new(store, prefix.as_str()))
+    }
+}
+
+/// `az://container/prefix`: the path is the prefix. Other Azure forms
+/// (`abfs://container@account.dfs.core.windows.net/prefix`) likewise.
+fn azure_prefix(url: &url::Url) -> String {
+    url.path().trim_matches('/').to_string()
+}
+
+/// The transport failure inside `e`, if it is one.
+fn http_kind(e: &object_store::Error) -> Option<HttpErrorKind> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<HttpError>() {
+            return Some(h.kind());
+        }
+        source = s.source();
+    }
+    None
+}
+
+/// What went wrong, in a few words.
+pub fn explain(e: &object_store::Error) -> String {
+    use object_store::Error as E;
+    match e {
+        E::Unauthenticated { .. } | E::PermissionDenied { .. } => {
+            "the server refused the credentials".into()
+        }
+        _ if http_kind(e) == Some(HttpErrorKind::Connect) => "cannot connect".into(),
+        _ if http_kind(e) == Some(HttpErrorKind::Timeout) => "timed out".into(),
+        _ => {
+            let text = e.to_string();
+            if text.contains("403") || text.contains("SignatureDoesNotMatch") {
+                return "the server refused the credentials".into();
+            }
+            let mut short: String = text.chars().take(200).collect();
+            if short.len() < text.len() {
+                short.push('…');
+            }
+            short
+        }
+    }
+}
+
+/// How to fix it.
+pub fn fix(e: &object_store::Error) -> String {
+    if explain(e).contains("credentials") {
+        "check the store's credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (S3), GOOGLE_APPLICATION_CREDENTIALS (GCS), AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY (Azure)".into()
+    } else {
+        "check `[cache] remote` in parender.toml and that the server is up (S3 endpoints other than AWS: AWS_ENDPOINT_URL, and AWS_ALLOW_HTTP=true for http)".into()
+    }
+}
