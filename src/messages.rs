@@ -63,6 +63,19 @@ pub enum Message {
     Warning {
         message: String,
     },
+    /// What the shared remote cache did in this build (`[cache] remote`).
+    RemoteCache {
+        url: String,
+        hits: u64,
+        misses: u64,
+        /// Downloads that failed their hash check.
+        rejected: u64,
+        uploads: u64,
+        bytes_down: u64,
+        bytes_up: u64,
+        /// Uploads still running when the build finished.
+        pending: usize,
+    },
     /// The command could not run at all (bad config, missing tools...).
     Error {
         message: String,

@@ -364,6 +364,20 @@ pub fn fail(reporter: &Reporter, e: Error) -> std::process::ExitCode {
     std::process::ExitCode::from(e.exit_code())
 }
 
+/// `1.2 MB`: a byte count for people (decimal units).
+pub fn human_size(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= 1e9 {
+        format!("{:.2} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.1} MB", b / 1e6)
+    } else if b >= 1e3 {
+        format!("{:.1} kB", b / 1e3)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -368,7 +368,22 @@ impl Remote {
 
     async fn put(&self, path: &ObjectPath, bytes: Vec<u8>) -> bool {
         let n = bytes.len() as u64;
-        match self.store.put(path, PutPayload::from(bytes)).await {
+        let payload = PutPayload::from(bytes);
+        let mut result = self.store.put(path, payload.clone()).await;
+        // A WebDAV server answers 405 to the second of two uploads that
+        // create the same folder at once (object_store makes each missing
+        // folder of the path with MKCOL): the folder exists then, so trying
+        // again gets further, once per level at most.
+        for attempt in 1..=4 {
+            match &result {
+                Err(e) if e.to_string().contains("MKCOL") => {
+                    tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
+                    result = self.store.put(path, payload.clone()).await;
+                }
+                _ => break,
+            }
+        }
+        match result {
             Ok(_) => {
                 self.counters.add(BYTES_UP, n);
                 true

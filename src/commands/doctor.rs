@@ -80,6 +80,28 @@ async fn executor(c: &mut Checks, project: &Project, python: &Path) {
     }
 }
 
+/// Whether the shared remote cache (`[cache] remote`) answers: a small
+/// object written, read back and deleted.
+async fn remote_cache(c: &mut Checks, project: &Project) {
+    let Some(url) = &project.config.cache.remote else {
+        return;
+    };
+    let remote = match crate::cache::remote::Remote::open(url, &project.state_dir().join("cache")) {
+        Ok(r) => r,
+        Err(e) => {
+            let fix = match &e {
+                crate::error::Error::Toolchain { help, .. } => help.clone(),
+                _ => "fix `[cache] remote` in parender.toml".into(),
+            };
+            return c.bad("remote cache", &e.to_string(), &fix);
+        }
+    };
+    match remote.check().await {
+        Ok(detail) => c.ok("remote cache", &detail),
+        Err((problem, fix)) => c.bad("remote cache", &problem, &fix),
+    }
+}
+
 struct Checks {
     failures: usize,
 }
@@ -151,6 +173,9 @@ pub async fn doctor(project_dir: Option<&Path>) -> ExitCode {
     if let (Some(p), Ok((py, _))) = (&project, &python) {
         render_backend(p, py).await;
         executor(&mut c, p, py).await;
+    }
+    if let Some(p) = &project {
+        remote_cache(&mut c, p).await;
     }
     // ffmpeg and ffprobe.
     for tool in ["ffmpeg", "ffprobe"] {

@@ -19,6 +19,7 @@ use crate::error::Error;
 use crate::messages::Message;
 use crate::project::Project;
 use crate::report::Reporter;
+use crate::report::human_size;
 use crate::settings::Overrides;
 
 /// A line on stdout (stderr): a closed pipe ends the output, not the command.
@@ -120,19 +121,6 @@ pub async fn status(args: &StatusArgs, reporter: &Reporter) -> Result<ExitCode, 
     })
 }
 
-fn human_size(bytes: u64) -> String {
-    let b = bytes as f64;
-    if b >= 1e9 {
-        format!("{:.2} GB", b / 1e9)
-    } else if b >= 1e6 {
-        format!("{:.1} MB", b / 1e6)
-    } else if b >= 1e3 {
-        format!("{:.1} kB", b / 1e3)
-    } else {
-        format!("{bytes} B")
-    }
-}
-
 pub fn cache(command: CacheCommand, project: Option<&Path>) -> Result<(), Error> {
     let project = Project::open(project)?;
     let state = project.state_dir();
@@ -171,6 +159,24 @@ pub fn cache(command: CacheCommand, project: Option<&Path>) -> Result<(), Error>
                 );
             } else {
                 say!("hit rate:   no builds yet");
+            }
+            if let Some(url) = &project.config.cache.remote {
+                let r = crate::cache::remote::load_stats(&state.join("cache").join("remote"));
+                say!("remote:     {url}");
+                say!(
+                    "  lookups:  {} hits, {} misses, {} rejected (failed their hash check)",
+                    r.hits,
+                    r.misses,
+                    r.rejected
+                );
+                say!(
+                    "  bytes:    {} down, {} up in {} uploads; unavailable {} time{}",
+                    human_size(r.bytes_down),
+                    human_size(r.bytes_up),
+                    r.uploads,
+                    r.errors,
+                    if r.errors == 1 { "" } else { "s" }
+                );
             }
         }
         CacheCommand::Gc { max_size } => {

@@ -6,6 +6,8 @@
 pub mod av;
 pub mod browser;
 pub mod json_child;
+pub mod s3;
+pub mod webdav;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

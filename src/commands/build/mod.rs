@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 mod output;
 mod prepare;
+mod remote;
 mod schedule;
 mod scratch;
 mod summary;
@@ -45,6 +46,8 @@ pub struct BuildOptions {
     pub strict: bool,
     /// `SCENE...`: restrict the build to these scenes.
     pub scenes: Vec<String>,
+    /// Wait for the uploads to the remote cache before finishing.
+    pub wait_uploads: bool,
     /// Set by `parender watch`: renders can be superseded by edits, and a
     /// failed scene keeps its last good render (or a placeholder card).
     pub watch: Option<Arc<WatchHooks>>,
@@ -89,6 +92,8 @@ pub struct Services {
     pub can_split: bool,
     /// Whether renders go through the runner's warm workers.
     pub warm_renders: bool,
+    /// The shared remote cache (`[cache] remote`), when there is one.
+    pub remote: Option<Arc<crate::cache::remote::Remote>>,
 }
 
 /// What the renders of one build came to, scene by scene.
@@ -101,6 +106,8 @@ pub(super) struct Tally {
     pub stand_ins: Vec<(usize, SceneError)>,
     pub rendered: usize,
     pub cached: usize,
+    /// This build's new renders, for the remote cache.
+    pub new_renders: Vec<Entry>,
 }
 
 /// A failed scene, with its file and position for the summary's order.
@@ -119,6 +126,7 @@ impl Tally {
             stand_ins: Vec::new(),
             rendered: 0,
             cached: 0,
+            new_renders: Vec::new(),
         }
     }
 
@@ -136,6 +144,7 @@ impl Tally {
         let scene = &p.discovery.scenes[i];
         match done {
             Done::Rendered(e, _) => {
+                self.new_renders.push(e.clone());
                 self.entries[i] = Some(e);
                 self.rendered += 1;
             }
@@ -186,14 +195,18 @@ pub async fn build(
     let output = output_path(project, &p.settings, opts.output.as_deref());
     check_output(project, &p, &output)?;
     let scratch = Scratch::create(&project.state_dir())?;
-    let steps = plan_renders(&p, &selected, reporter)?;
+    let mut steps = plan_renders(&p, &selected, reporter)?;
+    let from_remote = match &services.remote {
+        Some(r) => remote::fetch(&p, &mut steps, r, reporter).await,
+        None => Vec::new(),
+    };
     let counts = summary::Counts::new(&p, &selected, opts.scenes.is_empty());
     summary::announce(project, &p, &counts, reporter);
     let mut tally = Tally::new(p.discovery.scenes.len());
     if opts.scenes.is_empty() {
         summary::report_broken(project, &p, reporter, &mut tally);
     }
-    tally.cached += summary::report_fresh(&p, &steps, reporter);
+    tally.cached += summary::report_fresh(&p, &steps, &from_remote, reporter);
     let stale = stale_scenes(&steps);
     scratch.check_can_render(stale.len(), &project.state_dir())?;
     let ctx = schedule::Context {
@@ -214,6 +227,9 @@ pub async fn build(
         }
     }
     let renders = schedule::render_stale(&ctx, stale, &mut tally).await?;
+    if let Some(r) = &services.remote {
+        remote::upload(r, std::mem::take(&mut tally.new_renders));
+    }
     if cancel.is_cancelled() {
         p.hashes.save();
         return Err(Error::Interrupted);
@@ -235,6 +251,9 @@ pub async fn build(
         publish: publish_timer.secs(),
     };
     p.hashes.save();
+    if let Some(r) = &services.remote {
+        remote::finish(r, opts.wait_uploads, reporter).await;
+    }
     summary::record_stats(project, &tally);
     Ok(summary::finish(
         project, &counts, tally, published, timings, &timer, reporter,
@@ -414,6 +433,11 @@ pub struct BuildArgs {
     /// Output format for messages
     #[arg(long, value_enum, default_value = "human", value_name = "FMT")]
     pub message_format: MessageFormat,
+    /// Wait until the new renders are uploaded to the remote cache
+    /// (`[cache] remote`) before finishing; without it they upload in the
+    /// background, and the next build finishes what is left
+    #[arg(long)]
+    pub wait_uploads: bool,
     /// Build only these scenes (`file.py`, `file.py:Class` or `Class`); the
     /// video still includes every other scene's last render
     #[arg(value_name = "SCENE")]
@@ -447,6 +471,7 @@ pub async fn run(args: BuildArgs, cancel: CancellationToken) -> ExitCode {
         output: args.output,
         strict: args.strict,
         scenes: args.scenes,
+        wait_uploads: args.wait_uploads,
         watch: None,
     };
     match build(&project, &opts, &services, &reporter, &cancel).await {
@@ -480,6 +505,13 @@ pub fn services(project: &Project) -> Result<Services, Error> {
         &project.state_dir().join("tmp"),
     );
     let local = cluster.is_none();
+    let remote = match &project.config.cache.remote {
+        Some(url) => Some(Arc::new(crate::cache::remote::Remote::open(
+            url,
+            &project.state_dir().join("cache"),
+        )?)),
+        None => None,
+    };
     let renderer: Arc<dyn crate::render::Renderer> = if fake {
         Arc::new(crate::render::fake::FakeRenderer {
             ffmpeg: ffmpeg.clone(),
@@ -503,5 +535,6 @@ pub fn services(project: &Project) -> Result<Services, Error> {
         // render is one task of the engine.
         can_split: !fake && local,
         warm_renders: !fake && local && backend == Backend::Warm,
+        remote,
     })
 }

@@ -160,17 +160,27 @@ pub(super) fn report_broken(
 }
 
 /// Reports the scenes whose render is in the cache; returns how many.
-pub(super) fn report_fresh(p: &Prepared, steps: &[Step], reporter: &Reporter) -> usize {
+pub(super) fn report_fresh(
+    p: &Prepared,
+    steps: &[Step],
+    from_remote: &[usize],
+    reporter: &Reporter,
+) -> usize {
     let mut cached = 0;
     for s in steps {
         if let Action::Fresh(_) = s.action {
+            let why = if from_remote.binary_search(&s.index).is_ok() {
+                "from the remote cache: rendered elsewhere from the same inputs"
+            } else {
+                "reused: no input changed"
+            };
             reporter.scene_finished(&Finished {
                 scene: p.discovery.scenes[s.index].id.as_str(),
                 status: SceneStatus::Cached,
                 seconds: 0.0,
                 error: None,
                 detail: None,
-                why: &std::iter::once("reused: no input changed".to_string())
+                why: &std::iter::once(why.to_string())
                     .chain(p.inputs[s.index].notes.iter().cloned())
                     .collect::<Vec<_>>(),
             });
