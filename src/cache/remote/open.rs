@@ -58,6 +58,9 @@ pub fn store(url: &str) -> Result<Arc<dyn ObjectStore>, String> {
             let mut b = AmazonS3Builder::from_env()
                 .with_url(base("s3")?)
                 .with_retry(retry());
+            for (k, v) in aws_shared_config(&|k| std::env::var(k).ok()) {
+                b = b.with_config(k, v);
+            }
             for (k, v) in timeouts {
                 b = b.with_config(AmazonS3ConfigKey::Client(k), v);
             }
@@ -119,6 +122,79 @@ fn azure_prefix(url: &url::Url) -> String {
     url.path().trim_matches('/').to_string()
 }
 
+/// What the AWS CLI's files say (`~/.aws/credentials` and `~/.aws/config`,
+/// or `AWS_SHARED_CREDENTIALS_FILE` and `AWS_CONFIG_FILE`; the profile in
+/// `AWS_PROFILE`, else `default`), for what the environment leaves unset:
+/// object_store reads only the environment.
+fn aws_shared_config(env: &dyn Fn(&str) -> Option<String>) -> Vec<(AmazonS3ConfigKey, String)> {
+    let home = env("HOME").unwrap_or_default();
+    let profile = env("AWS_PROFILE").unwrap_or_else(|| "default".into());
+    let read = |var: &str, default: &str| {
+        let path = env(var).unwrap_or_else(|| format!("{home}/.aws/{default}"));
+        std::fs::read_to_string(path).unwrap_or_default()
+    };
+    let credentials = ini_section(
+        &read("AWS_SHARED_CREDENTIALS_FILE", "credentials"),
+        &profile,
+    );
+    let config_section = if profile == "default" {
+        profile.clone()
+    } else {
+        format!("profile {profile}")
+    };
+    let config = ini_section(&read("AWS_CONFIG_FILE", "config"), &config_section);
+    let mut out = Vec::new();
+    let mut take = |env_name: &str, found: Option<&String>, key: AmazonS3ConfigKey| {
+        if env(env_name).is_none()
+            && let Some(v) = found
+        {
+            out.push((key, v.clone()));
+        }
+    };
+    if env("AWS_ACCESS_KEY_ID").is_none() {
+        take(
+            "AWS_ACCESS_KEY_ID",
+            credentials.get("aws_access_key_id"),
+            AmazonS3ConfigKey::AccessKeyId,
+        );
+        take(
+            "AWS_SECRET_ACCESS_KEY",
+            credentials.get("aws_secret_access_key"),
+            AmazonS3ConfigKey::SecretAccessKey,
+        );
+        take(
+            "AWS_SESSION_TOKEN",
+            credentials.get("aws_session_token"),
+            AmazonS3ConfigKey::Token,
+        );
+    }
+    take(
+        "AWS_REGION",
+        config.get("region"),
+        AmazonS3ConfigKey::Region,
+    );
+    take(
+        "AWS_ENDPOINT_URL",
+        config.get("endpoint_url"),
+        AmazonS3ConfigKey::Endpoint,
+    );
+    out
+}
+
+/// The `key = value` lines of `[section]` in an INI text.
+fn ini_section(text: &str, section: &str) -> std::collections::HashMap<String, String> {
+    let mut inside = false;
+    let mut found = std::collections::HashMap::new();
+    for line in text.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            inside = name.trim() == section;
+        } else if inside && let Some((k, v)) = line.split_once('=') {
+            found.insert(k.trim().to_string(), v.trim().to_string());
+        }
+    }
+    found
+}
+
 /// The transport failure inside `e`, if it is one.
 fn http_kind(e: &object_store::Error) -> Option<HttpErrorKind> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
@@ -160,5 +236,45 @@ pub fn fix(e: &object_store::Error) -> String {
         "check the store's credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (S3), GOOGLE_APPLICATION_CREDENTIALS (GCS), AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY (Azure)".into()
     } else {
         "check `[cache] remote` in parender.toml and that the server is up (S3 endpoints other than AWS: AWS_ENDPOINT_URL, and AWS_ALLOW_HTTP=true for http)".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aws_cli_files_fill_what_the_environment_leaves_unset() {
+        let t = tempfile::tempdir().unwrap();
+        let creds = t.path().join("credentials");
+        let config = t.path().join("config");
+        std::fs::write(
+            &creds,
+            "[default]\naws_access_key_id = AKD\naws_secret_access_key = SKD\n[team]\naws_access_key_id=AKT\naws_secret_access_key=SKT\n",
+        )
+        .unwrap();
+        std::fs::write(&config, "[profile team]\nregion = eu-west-1\n").unwrap();
+        let vars = |profile: Option<&'static str>, region: Option<&'static str>| {
+            let (creds, config) = (creds.clone(), config.clone());
+            move |k: &str| match k {
+                "AWS_SHARED_CREDENTIALS_FILE" => Some(creds.display().to_string()),
+                "AWS_CONFIG_FILE" => Some(config.display().to_string()),
+                "AWS_PROFILE" => profile.map(String::from),
+                "AWS_REGION" => region.map(String::from),
+                _ => None,
+            }
+        };
+        let got = aws_shared_config(&vars(Some("team"), None));
+        let get = |k: AmazonS3ConfigKey| got.iter().find(|(g, _)| *g == k).map(|(_, v)| v.as_str());
+        assert_eq!(get(AmazonS3ConfigKey::AccessKeyId), Some("AKT"));
+        assert_eq!(get(AmazonS3ConfigKey::SecretAccessKey), Some("SKT"));
+        assert_eq!(get(AmazonS3ConfigKey::Region), Some("eu-west-1"));
+        // The environment wins.
+        let got = aws_shared_config(&vars(None, Some("us-east-2")));
+        assert!(
+            got.iter()
+                .any(|(k, v)| *k == AmazonS3ConfigKey::AccessKeyId && v == "AKD")
+        );
+        assert!(!got.iter().any(|(k, _)| *k == AmazonS3ConfigKey::Region));
     }
 }
