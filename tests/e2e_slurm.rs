@@ -205,6 +205,32 @@ fn errors_cancel_and_doctor_on_slurm() {
         "{all}"
     );
 
+    // Without the Slurm commands, doctor says how to get them.
+    let empty = slurm.path().join("empty-bin");
+    std::fs::create_dir(&empty).unwrap();
+    let out = parender(&slurm, p.path(), &cache, &["doctor"])
+        .env("PATH", &empty)
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert!(
+        all.contains("FAIL executor (slurm): the Slurm command `srun` is not on PATH")
+            && all.contains("slurm-client"),
+        "{all}"
+    );
+
+    // A build on a partition that does not exist: each render says why.
+    wrong.write("scenes/01_good.py", GOOD);
+    let out = parender(&slurm, wrong.path(), &cache, &["build"])
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("Slurm refused the step") && all.contains("set [executor] partition"),
+        "{all}"
+    );
+
     // A NameError on line 7 of one file; the other file still renders.
     p.write(
         "scenes/02_bad.py",
@@ -244,6 +270,29 @@ fn errors_cancel_and_doctor_on_slurm() {
     assert!(
         p.path().join("out/dev").read_dir().unwrap().count() > 0,
         "no video with the good scene"
+    );
+
+    // A render that outlives its timeout: the step ends on the cluster too.
+    let short = TestProject::new(&format!("timeout = \"3s\"\n{}", executor(PARTITION)));
+    let pidfile = short.path().join("hang.pid");
+    common::write_hanging_scene(&short, "scenes/01_hang.py", "Hang", &pidfile, false);
+    let t = Instant::now();
+    let out = parender(&slurm, short.path(), &cache, &["build"])
+        .output()
+        .unwrap();
+    let took = t.elapsed();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("timed out"), "{all}");
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    assert!(
+        parender_jobs(&slurm.queued_names()).is_empty(),
+        "still queued: {:?}",
+        slurm.queued_names()
+    );
+    assert!(
+        !common::pidfile_alive(&pidfile),
+        "the scene's process outlived the timeout"
     );
 
     // Ctrl-C while the step runs: parender ends soon, and so does the job.

@@ -163,7 +163,11 @@ fn refused(stderr: &[u8]) -> Option<Trouble> {
                     || l.contains("Invalid account")
                     || l.contains("Invalid partition")))
     })?;
-    let what = line.trim_start_matches("srun: ").trim();
+    let what = line
+        .trim_start_matches("srun: ")
+        .trim_start_matches("error: ")
+        .trim_start_matches("fatal: ")
+        .trim();
     let fix = if line.contains("partition") {
         "set [executor] partition to a partition `sinfo` lists (or remove it for the default)"
             .to_string()
@@ -600,7 +604,10 @@ mod tests {
             b"srun: error: Unable to allocate resources: Invalid partition name specified\n",
         )
         .unwrap();
-        assert!(t.problem.contains("Invalid partition name"), "{t:?}");
+        assert_eq!(
+            t.problem,
+            "Slurm refused the step: Unable to allocate resources: Invalid partition name specified"
+        );
         assert!(t.fix.contains("[executor] partition"), "{t:?}");
         let t = refused(b"srun: error: fetch_config: DNS SRV lookup failed\nsrun: fatal: Could not establish a configuration source\n").unwrap();
         assert!(t.fix.contains("slurmctld"), "{t:?}");
