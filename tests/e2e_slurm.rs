@@ -114,6 +114,26 @@ fn parender_jobs(names: &[String]) -> Vec<&String> {
         .collect()
 }
 
+/// Asserts that no parender job is pending, running or completing within a
+/// few seconds (a cancelled job may show as completing while the node
+/// cleans up).
+fn leaves_the_queue(slurm: &Slurm) {
+    let t = Instant::now();
+    loop {
+        let queued = slurm.queued_names();
+        if parender_jobs(&queued).is_empty() {
+            eprintln!("queue empty {:?} after parender exited", t.elapsed());
+            return;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "still queued 10 s after parender exited: {:?}",
+            slurm.queue()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn the_lecture_renders_through_slurm_frame_for_frame_as_locally() {
     let slurm = Slurm::start();
@@ -275,7 +295,7 @@ fn errors_cancel_and_doctor_on_slurm() {
     // A render that outlives its timeout: the step ends on the cluster too.
     let short = TestProject::new(&format!("timeout = \"3s\"\n{}", executor(PARTITION)));
     let pidfile = short.path().join("hang.pid");
-    common::write_hanging_scene(&short, "scenes/01_hang.py", "Hang", &pidfile, false);
+    write_unseen_hanging_scene(&short, "scenes/01_hang.py", &pidfile);
     let t = Instant::now();
     let out = parender(&slurm, short.path(), &cache, &["build"])
         .output()
@@ -285,11 +305,7 @@ fn errors_cancel_and_doctor_on_slurm() {
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(all.contains("timed out"), "{all}");
     assert!(took < Duration::from_secs(20), "took {took:?}");
-    assert!(
-        parender_jobs(&slurm.queued_names()).is_empty(),
-        "still queued: {:?}",
-        slurm.queued_names()
-    );
+    leaves_the_queue(&slurm);
     assert!(
         !common::pidfile_alive(&pidfile),
         "the scene's process outlived the timeout"
@@ -298,7 +314,7 @@ fn errors_cancel_and_doctor_on_slurm() {
     // Ctrl-C while the step runs: parender ends soon, and so does the job.
     std::fs::remove_file(p.path().join("scenes/02_bad.py")).unwrap();
     let pidfile = slurm.path().join("hang.pid");
-    common::write_hanging_scene(&p, "scenes/03_hang.py", "Hang", &pidfile, false);
+    write_unseen_hanging_scene(&p, "scenes/03_hang.py", &pidfile);
     let mut child = parender(&slurm, p.path(), &cache, &["build"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -333,14 +349,24 @@ fn errors_cancel_and_doctor_on_slurm() {
     eprintln!("parender stopped {stopped:?} after SIGINT");
     assert!(stopped < Duration::from_secs(8), "took {stopped:?}");
     assert!(!out.status.success(), "{}", text(&out));
-    let queued = parender_jobs(&slurm.queued_names())
-        .into_iter()
-        .cloned()
-        .collect::<Vec<_>>();
-    assert!(queued.is_empty(), "still queued: {queued:?}");
+    leaves_the_queue(&slurm);
     assert!(
         !common::pidfile_alive(&pidfile),
         "the scene's process survived the cancel"
+    );
+}
+
+/// A scene `Hang` that writes its pid to `pidfile`, then becomes `sleep
+/// 300` with an empty environment: a process parender cannot find on this
+/// machine (not below `srun`, without parender's mark), as on a real
+/// cluster's node, so only Slurm can end it.
+fn write_unseen_hanging_scene(p: &TestProject, rel: &str, pidfile: &Path) {
+    p.write(
+        rel,
+        &format!(
+            "import os\nfrom manim import *\n\n\nclass Hang(Scene):\n    def construct(self):\n        open({:?}, 'w').write(str(os.getpid()))\n        os.execve('/bin/sleep', ['sleep', '300'], {{}})\n",
+            pidfile.display().to_string()
+        ),
     );
 }
 

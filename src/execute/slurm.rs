@@ -190,6 +190,39 @@ fn refused(stderr: &[u8]) -> Option<Trouble> {
     Some(Trouble::new(format!("Slurm refused the step: {what}"), fix))
 }
 
+/// The output of a Slurm client command that must succeed within
+/// [`CONTROLLER_TIMEOUT`], or what it said instead.
+async fn ask(program: &str, args: &[&str]) -> Result<String, String> {
+    let path = tool(program).map_err(|t| t.problem)?;
+    let mut cmd = Command::new(path);
+    cmd.args(args);
+    let out = match tokio::time::timeout(CONTROLLER_TIMEOUT, procs::output(cmd)).await {
+        Err(_) => {
+            return Err(format!(
+                "`{program}` got no answer within {} s",
+                CONTROLLER_TIMEOUT.as_secs()
+            ));
+        }
+        Ok(Err(e)) => return Err(format!("cannot run `{program}`: {e}")),
+        Ok(Ok(out)) => out,
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if out.status.success() {
+        return Ok(stdout);
+    }
+    // `scontrol ping` says "Slurmctld(primary) at HOST is DOWN" on stdout.
+    let why = [procs::tail_lines(&out.stderr, 1), stdout]
+        .into_iter()
+        .find_map(|t| {
+            t.lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| format!("`{program}` exited with {}", out.status));
+    Err(why)
+}
+
 /// Cancels the job named `name` (every step of it), waiting up to
 /// [`SCANCEL_TIMEOUT`]. Best effort: the step may already be gone.
 async fn scancel(name: &str) {
@@ -218,16 +251,18 @@ impl Drop for CancelOnDrop {
         let Ok(scancel) = which::which("scancel") else {
             return;
         };
-        // Not awaited: a thread waits for it, so it leaves no zombie.
-        std::thread::spawn(move || {
-            let _ = std::process::Command::new(scancel)
-                .arg(format!("--name={name}"))
-                .arg(format!("--user={}", current_uid()))
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status();
-        });
+        // Started now, so it runs even if parender exits next; not awaited
+        // (a thread reaps it, so it leaves no zombie).
+        let child = std::process::Command::new(scancel)
+            .arg(format!("--name={name}"))
+            .arg(format!("--user={}", current_uid()))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        if let Ok(mut child) = child {
+            std::thread::spawn(move || child.wait());
+        }
     }
 }
 
@@ -273,11 +308,9 @@ impl SlurmRunner {
     }
 
     /// What `sinfo` says about the partitions: (partition, default, state,
-    /// nodes) per line.
+    /// nodes) per line. `scontrol ping` first: it answers at once when the
+    /// controller is down, where `sinfo` retries for seconds.
     async fn partitions(&self) -> Result<Vec<(String, bool, String, u64)>, Trouble> {
-        let sinfo = tool("sinfo")?;
-        let mut cmd = Command::new(sinfo);
-        cmd.args(["-h", "-o", "%P|%t|%D"]);
         let down = |why: String| {
             Trouble::new(
                 format!("the Slurm controller does not answer: {why}"),
@@ -286,25 +319,11 @@ impl SlurmRunner {
                  names this cluster",
             )
         };
-        let out = match tokio::time::timeout(CONTROLLER_TIMEOUT, procs::output(cmd)).await {
-            Err(_) => {
-                return Err(down(format!(
-                    "`sinfo` got no answer within {} s",
-                    CONTROLLER_TIMEOUT.as_secs()
-                )));
-            }
-            Ok(Err(e)) => return Err(down(format!("cannot run `sinfo`: {e}"))),
-            Ok(Ok(out)) => out,
-        };
-        if !out.status.success() {
-            let why = procs::tail_lines(&out.stderr, 1);
-            return Err(down(if why.is_empty() {
-                format!("`sinfo` exited with {}", out.status)
-            } else {
-                why
-            }));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout)
+        ask("scontrol", &["ping"]).await.map_err(down)?;
+        let out = ask("sinfo", &["-h", "-o", "%P|%t|%D"])
+            .await
+            .map_err(down)?;
+        Ok(out
             .lines()
             .filter_map(|l| {
                 let mut f = l.split('|');

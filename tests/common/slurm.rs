@@ -226,6 +226,12 @@ PartitionName={PARTITION} Nodes=localhost Default=YES MaxTime=INFINITE State=UP
         self.lines("squeue", &["-h", "-o", "%j"])
     }
 
+    /// `squeue`'s view of the jobs pending, running or completing: id, name,
+    /// state, for failure messages.
+    pub fn queue(&self) -> Vec<String> {
+        self.lines("squeue", &["-h", "-o", "%i %j %T"])
+    }
+
     /// The names of every job the controller still remembers, finished
     /// ones included (`MinJobAge` keeps them for ten minutes).
     pub fn all_job_names(&self) -> Vec<String> {
