@@ -190,6 +190,78 @@ fn refused(stderr: &[u8]) -> Option<Trouble> {
     Some(Trouble::new(format!("Slurm refused the step: {what}"), fix))
 }
 
+/// The partition renders go to (the configured one, else the cluster's
+/// default) and how many of its nodes are idle, from `sinfo -h -o
+/// "%P|%t|%D"`; or why renders cannot run there.
+fn partition_summary(sinfo: &str, configured: Option<&str>) -> Result<(String, u64), Trouble> {
+    // (partition, default, state, nodes)
+    let rows: Vec<(&str, bool, &str, u64)> = sinfo
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split('|');
+            let p = f.next()?.trim();
+            let state = f.next()?.trim();
+            let nodes = f.next()?.trim().parse().ok()?;
+            Some((p.trim_end_matches('*'), p.ends_with('*'), state, nodes))
+        })
+        .collect();
+    let mut names: Vec<&str> = Vec::new();
+    for r in &rows {
+        if !names.contains(&r.0) {
+            names.push(r.0);
+        }
+    }
+    let listed = if names.is_empty() {
+        "(none: `sinfo` lists no partition)".to_string()
+    } else {
+        names.join(", ")
+    };
+    let partition = match configured {
+        Some(p) if names.contains(&p) => p,
+        Some(p) => {
+            return Err(Trouble::new(
+                format!("the partition `{p}` does not exist on this cluster"),
+                format!("set [executor] partition to one of: {listed}"),
+            ));
+        }
+        None => match rows.iter().find(|r| r.1) {
+            Some(r) => r.0,
+            None => {
+                return Err(Trouble::new(
+                    "the cluster has no default partition",
+                    format!("set [executor] partition to one of: {listed}"),
+                ));
+            }
+        },
+    };
+    let mine = || rows.iter().filter(|r| r.0 == partition);
+    // A trailing `*` means the node does not respond; the other marks
+    // (power saving, reboots, reservations) leave it able to run jobs.
+    let count = |states: &[&str]| -> u64 {
+        mine()
+            .filter(|r| {
+                !r.2.ends_with('*')
+                    && states
+                        .contains(&r.2.trim_end_matches(['~', '#', '!', '%', '$', '@', '^', '-']))
+            })
+            .map(|r| r.3)
+            .sum()
+    };
+    let idle = count(&["idle"]);
+    if count(&["idle", "mix", "alloc", "comp", "resv", "plnd"]) == 0 {
+        let states: Vec<String> = mine().map(|r| format!("{} {}", r.3, r.2)).collect();
+        return Err(Trouble::new(
+            format!(
+                "no node of partition `{partition}` can run jobs (nodes: {})",
+                states.join(", ")
+            ),
+            "start slurmd on the nodes, then `scontrol update nodename=NODE state=resume`; \
+             `sinfo -R` says why nodes are down",
+        ));
+    }
+    Ok((partition.to_string(), idle))
+}
+
 /// The output of a Slurm client command that must succeed within
 /// [`CONTROLLER_TIMEOUT`], or what it said instead.
 async fn ask(program: &str, args: &[&str]) -> Result<String, String> {
@@ -307,10 +379,11 @@ impl SlurmRunner {
         Ok(finished)
     }
 
-    /// What `sinfo` says about the partitions: (partition, default, state,
-    /// nodes) per line. `scontrol ping` first: it answers at once when the
-    /// controller is down, where `sinfo` retries for seconds.
-    async fn partitions(&self) -> Result<Vec<(String, bool, String, u64)>, Trouble> {
+    /// `sinfo`'s partitions, one `PARTITION|STATE|NODES` line each (the
+    /// default partition's name ends in `*`). `scontrol ping` first: it
+    /// answers at once when the controller is down, where `sinfo` retries
+    /// for seconds.
+    async fn sinfo(&self) -> Result<String, Trouble> {
         let down = |why: String| {
             Trouble::new(
                 format!("the Slurm controller does not answer: {why}"),
@@ -320,20 +393,7 @@ impl SlurmRunner {
             )
         };
         ask("scontrol", &["ping"]).await.map_err(down)?;
-        let out = ask("sinfo", &["-h", "-o", "%P|%t|%D"])
-            .await
-            .map_err(down)?;
-        Ok(out
-            .lines()
-            .filter_map(|l| {
-                let mut f = l.split('|');
-                let p = f.next()?.trim();
-                let state = f.next()?.trim().to_string();
-                let nodes = f.next()?.trim().parse().ok()?;
-                let default = p.ends_with('*');
-                Some((p.trim_end_matches('*').to_string(), default, state, nodes))
-            })
-            .collect())
+        ask("sinfo", &["-h", "-o", "%P|%t|%D"]).await.map_err(down)
     }
 
     pub async fn check(&self) -> Result<String, (String, String)> {
@@ -353,60 +413,8 @@ impl SlurmRunner {
                 "set SLURM_CONF to the cluster's slurm.conf, or unset it to use /etc/slurm/slurm.conf",
             ));
         }
-        let rows = self.partitions().await?;
-        let mut names: Vec<&str> = Vec::new();
-        for r in &rows {
-            if !names.contains(&r.0.as_str()) {
-                names.push(&r.0);
-            }
-        }
-        let listed = if names.is_empty() {
-            "(none: `sinfo` lists no partition)".to_string()
-        } else {
-            names.join(", ")
-        };
-        let partition = match &self.config.partition {
-            Some(p) if names.contains(&p.as_str()) => p.clone(),
-            Some(p) => {
-                return Err(Trouble::new(
-                    format!("the partition `{p}` does not exist on this cluster"),
-                    format!("set [executor] partition to one of: {listed}"),
-                ));
-            }
-            None => match rows.iter().find(|r| r.1) {
-                Some(r) => r.0.clone(),
-                None => {
-                    return Err(Trouble::new(
-                        "the cluster has no default partition",
-                        format!("set [executor] partition to one of: {listed}"),
-                    ));
-                }
-            },
-        };
-        let mine = || rows.iter().filter(|r| r.0 == partition);
-        let count = |states: &[&str]| -> u64 {
-            mine()
-                .filter(|r| {
-                    states.iter().any(|s| {
-                        r.2.trim_end_matches(['*', '~', '#', '!', '%', '$', '@', '^', '-']) == *s
-                    })
-                })
-                .map(|r| r.3)
-                .sum()
-        };
-        let idle = count(&["idle"]);
-        let usable = count(&["idle", "mix", "alloc", "comp", "resv", "plnd"]);
-        if usable == 0 {
-            let states: Vec<String> = mine().map(|r| format!("{} {}", r.3, r.2)).collect();
-            return Err(Trouble::new(
-                format!(
-                    "no node of partition `{partition}` can run jobs (nodes: {})",
-                    states.join(", ")
-                ),
-                "start slurmd on the nodes, then `scontrol update nodename=NODE state=resume`; \
-                 `sinfo -R` says why nodes are down",
-            ));
-        }
+        let sinfo = self.sinfo().await?;
+        let (partition, idle) = partition_summary(&sinfo, self.config.partition.as_deref())?;
         let version = self.manim_on_nodes().await?;
         Ok(format!(
             "slurm: partition {partition}, {idle} node{} idle, manim {version} on the nodes",
@@ -615,6 +623,37 @@ mod tests {
         );
         let only = b"srun: error: node1: task 0: Killed\n";
         assert_eq!(tidy_stderr(only), only);
+    }
+
+    #[test]
+    fn the_partition_and_its_idle_nodes() {
+        let sinfo = "debug*|idle|2\ndebug*|alloc|1\ngpu|mix|1\ngpu|idle*|3\nold|down*|4\n";
+        assert_eq!(
+            partition_summary(sinfo, None).unwrap(),
+            ("debug".to_string(), 2)
+        );
+        // Not responding (`*`) is not idle.
+        assert_eq!(
+            partition_summary(sinfo, Some("gpu")).unwrap(),
+            ("gpu".to_string(), 0)
+        );
+        // Powered down (`~`) still takes jobs.
+        assert_eq!(
+            partition_summary("cloud|idle~|5\n", Some("cloud")).unwrap(),
+            ("cloud".to_string(), 5)
+        );
+        let t = partition_summary(sinfo, Some("nope")).unwrap_err();
+        assert_eq!(
+            t.problem,
+            "the partition `nope` does not exist on this cluster"
+        );
+        assert_eq!(t.fix, "set [executor] partition to one of: debug, gpu, old");
+        let t = partition_summary(sinfo, Some("old")).unwrap_err();
+        assert!(t.problem.contains("(nodes: 4 down*)"), "{t:?}");
+        assert!(t.fix.contains("slurmd"), "{t:?}");
+        let t = partition_summary("a|idle|1\n", None).unwrap_err();
+        assert_eq!(t.problem, "the cluster has no default partition");
+        assert!(t.fix.ends_with("one of: a"), "{t:?}");
     }
 
     #[test]
