@@ -33,7 +33,7 @@ pub const JOB_PREFIX: &str = "parender-";
 /// How long `parender doctor`'s test step may take, queue included.
 const CHECK_STEP_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// How long the controller gets to answer `sinfo`.
+/// How long the controller gets to answer `scontrol ping` and `sinfo`.
 const CONTROLLER_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How long `scancel` may take.
@@ -88,8 +88,9 @@ pub fn time_limit_minutes(timeout: Duration) -> u64 {
     secs.div_ceil(60).clamp(1, YEAR)
 }
 
-/// `srun`'s arguments for `run` as the step `job_name`: the options, then
-/// `PYTHON -c SCRIPT ARGS`.
+/// `srun`'s arguments for `run` as the step `job_name`: parender's
+/// options, then `[executor] options` (srun takes the last of a repeated
+/// option, so these can override parender's), then `PYTHON -c SCRIPT ARGS`.
 pub fn srun_args(
     config: &ExecutorConfig,
     python: &Path,
