@@ -8,6 +8,7 @@ pub mod browser;
 pub mod json_child;
 pub mod s3;
 pub mod webdav;
+pub mod slurm;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
