@@ -54,14 +54,14 @@ for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && brea
 copy() { # copy NAME REMOTE: the example as its own project
   mkdir -p "$work/$1"
   cp -r examples "$work/$1/"
-  sed -e "s|^python = .*||" parender.toml > "$work/$1/parender.toml"
-  printf '\npython = "%s"\n' "$ROOT/.venv/bin/python" >> "$work/$1/parender.toml"
+  printf 'python = "%s"\n' "$ROOT/.venv/bin/python" > "$work/$1/parender.toml"
+  grep -v '^python = ' parender.toml >> "$work/$1/parender.toml"
   if [ -n "$2" ]; then printf '\n[cache]\nremote = "%s"\n' "$2" >> "$work/$1/parender.toml"; fi
 }
 secs() { # secs DIR ARGS...: wall seconds of a build
   local t0 t1
   t0=$(date +%s%N)
-  (cd "$1" && shift && "$BIN" build "$@" >/dev/null 2>"$work/last.log") || { cat "$work/last.log"; exit 1; }
+  (cd "$1" && shift && "$BIN" build "$@" >/dev/null 2>"$work/last.log") || { cat "$work/last.log" >&2; exit 1; }
   t1=$(date +%s%N)
   awk -v n=$(( (t1 - t0) / 1000000 )) 'BEGIN { printf "%.2f", n / 1000 }'
 }
