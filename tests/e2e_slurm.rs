@@ -140,9 +140,9 @@ fn the_lecture_renders_through_slurm_frame_for_frame_as_locally() {
     eprintln!("slurm: one node idle {:?} after start", slurm.started_in);
     let work = tempfile::tempdir().unwrap();
     let (local, remote) = (work.path().join("local"), work.path().join("slurm"));
-    // The release profile at 720p30 rather than 1080p60: the same pipeline,
-    // a quarter of the pixels to render, twice, on a small machine.
-    let release = "\n[profile.release]\nquality = \"medium\"\n";
+    // The release profile as it is (1080p60), as the issue asks: about
+    // 140 s for both builds on a 2-core machine.
+    let release = "";
     lecture(&local, release);
     lecture(&remote, &format!("{release}{}", executor(PARTITION)));
     let build = |project: &Path, name: &str| -> (Output, Duration) {
