@@ -75,18 +75,75 @@ def _state():
     return mod
 
 
-# The helper dies with this Ray worker (which ray.cancel(force=True) ends),
-# and its forked renders die with it (worker.py sets PR_SET_PDEATHSIG).
-_HELPER_PREFIX = (
-    "import ctypes as _c, os as _o\n"
-    "try:\n"
-    "    _c.CDLL(None).prctl(1, 9, 0, 0, 0)\n"
-    "except Exception:\n"
-    "    pass\n"
-    "if _o.getppid() != int(_o.environ.pop('PARENDER_RAY_PARENT', '0')):\n"
-    "    _o._exit(1)\n"
-    "del _c, _o\n"
-)
+# Run before worker.py in the helper. The helper dies with its Ray worker
+# (PR_SET_PDEATHSIG; Ray also kills a worker's children when it ends, which
+# ray.cancel(force=True) does), and worker.py's renders die with the helper
+# (their own PR_SET_PDEATHSIG), but what a render started would not: a
+# watchdog process, forked first, hears of every render the helper forks
+# and, once the helper is gone (end of file on its pipe), kills the process
+# groups of those still running (each render leads its own group).
+_HELPER_PREFIX = r"""
+import ctypes as _c, os as _o
+try:
+    _c.CDLL(None).prctl(1, 9, 0, 0, 0)
+except Exception:
+    pass
+if _o.getppid() != int(_o.environ.pop("PARENDER_RAY_PARENT", "0")):
+    _o._exit(1)
+
+
+def _parender_watchdog():
+    r, w = _o.pipe()
+    if _o.fork() == 0:
+        _o.close(w)
+        null = _o.open(_o.devnull, _o.O_RDWR)
+        for fd in (0, 1):
+            _o.dup2(null, fd)
+        running, buf = set(), b""
+        while True:
+            chunk = _o.read(r, 4096)
+            if not chunk:
+                break
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                pid = int(line[1:])
+                (running.add if line[:1] == b"+" else running.discard)(pid)
+        for pid in running:
+            for kill in (_o.killpg, _o.kill):
+                try:
+                    kill(pid, 9)
+                except OSError:
+                    pass
+        _o._exit(0)
+    _o.close(r)
+    helper, fork, waitpid = _o.getpid(), _o.fork, _o.waitpid
+
+    def tell(what):
+        if _o.getpid() == helper:
+            _o.write(w, what.encode())
+
+    def watched_fork():
+        pid = fork()
+        if pid == 0:
+            if _o.getppid() == helper:
+                _o.close(w)
+        else:
+            tell("+%d\n" % pid)
+        return pid
+
+    def watched_waitpid(pid, options):
+        got = waitpid(pid, options)
+        if got[0] > 0:
+            tell("-%d\n" % got[0])
+        return got
+
+    _o.fork, _o.waitpid = watched_fork, watched_waitpid
+
+
+_parender_watchdog()
+del _parender_watchdog
+"""
 
 
 def _read_line(proc, deadline):
