@@ -6,6 +6,7 @@
 pub mod av;
 pub mod browser;
 pub mod json_child;
+pub mod ray;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
