@@ -9,7 +9,7 @@
 //! - a scene that raises is reported at the user's file and line, while the
 //!   other scenes render;
 //! - SIGINT during a hanging render ends parender quickly, and the render's
-//!   process with it.
+//!   process with it; a render past its timeout ends the same way.
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -292,6 +292,27 @@ fn sigint_ends_the_build_and_the_render(head: &RayHead) {
     assert!(exited < Duration::from_secs(8), "took {exited:?}");
 }
 
+fn a_render_that_runs_too_long_times_out(head: &RayHead) {
+    let p = TestProject::new(&format!("timeout = \"4s\"\n{}", executor(&head.address())));
+    let pids = tempfile::tempdir().unwrap();
+    let pidfile = pids.path().join("pid");
+    write_hanging_scene(&p, "scenes/slow.py", "Slow", &pidfile, false);
+    let (out, took) = run(head, p.path(), &["build", "--message-format", "json"]);
+    let all = text(&out);
+    assert!(!out.status.success(), "{all}");
+    assert!(all.contains("timed out after 4"), "{all}");
+    assert!(took < Duration::from_secs(40), "took {took:?}: {all}");
+    let until = Instant::now() + Duration::from_secs(5);
+    while pidfile_alive(&pidfile) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !pidfile_alive(&pidfile),
+        "the render's process outlived its timeout"
+    );
+    eprintln!("timeout: the build took {took:?}");
+}
+
 #[test]
 fn ray_executor_end_to_end() {
     let t = Instant::now();
@@ -307,6 +328,7 @@ fn ray_executor_end_to_end() {
     same_frames_locally_and_on_ray(&head, work.path());
     errors_point_at_the_users_file(&head);
     sigint_ends_the_build_and_the_render(&head);
+    a_render_that_runs_too_long_times_out(&head);
     eprintln!(
         "Ray head: {} MiB resident at the end; whole test {:?}",
         head.memory_mib(),

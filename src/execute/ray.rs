@@ -23,14 +23,14 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
-use tokio::sync::{OnceCell, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ExecutorConfig;
@@ -64,9 +64,15 @@ pub struct RayRunner {
     config: ExecutorConfig,
     root: PathBuf,
     scratch: PathBuf,
-    client: OnceCell<Result<Arc<Client>, (String, String)>>,
+    /// Started on first use; started again if it exited after connecting
+    /// (a restarted head under `parender watch`). A failure to connect is
+    /// kept: every render of this build would wait for it again.
+    client: tokio::sync::Mutex<Option<Started>>,
     next_id: AtomicU64,
 }
+
+/// The client, or why it could not connect: (what is wrong, how to fix it).
+type Started = Result<Arc<Client>, (String, String)>;
 
 /// What the client said once connected.
 struct Ready {
@@ -80,6 +86,8 @@ struct Ready {
 struct Client {
     tx: mpsc::UnboundedSender<String>,
     pending: Arc<Mutex<HashMap<u64, oneshot::Sender<Value>>>>,
+    /// Cleared when its output ends.
+    alive: Arc<AtomicBool>,
     ready: Ready,
     log: PathBuf,
     _child: Child,
@@ -149,7 +157,7 @@ impl RayRunner {
             config: config.clone(),
             root: root.to_path_buf(),
             scratch: scratch.to_path_buf(),
-            client: OnceCell::new(),
+            client: tokio::sync::Mutex::new(None),
             next_id: AtomicU64::new(1),
         }
     }
@@ -162,12 +170,16 @@ impl RayRunner {
     }
 
     /// The client, started and connected on first use.
-    async fn client(&self) -> Result<&Arc<Client>, (String, String)> {
-        self.client
-            .get_or_init(|| async { self.start().await.map(Arc::new) })
-            .await
-            .as_ref()
-            .map_err(Clone::clone)
+    async fn client(&self) -> Result<Arc<Client>, (String, String)> {
+        let mut slot = self.client.lock().await;
+        match &*slot {
+            Some(Ok(c)) if c.alive.load(Ordering::Relaxed) => return Ok(c.clone()),
+            Some(Err(e)) => return Err(e.clone()),
+            _ => {}
+        }
+        let started = self.start().await.map(Arc::new);
+        *slot = Some(started.clone());
+        started
     }
 
     async fn start(&self) -> Result<Client, (String, String)> {
@@ -290,6 +302,8 @@ impl RayRunner {
             }
         });
         let routes = pending.clone();
+        let alive = Arc::new(AtomicBool::new(true));
+        let still = alive.clone();
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
                 let Ok(answer) = serde_json::from_str::<Value>(&line) else {
@@ -303,11 +317,13 @@ impl RayRunner {
                 }
             }
             // The client is gone: every waiter hears it.
+            still.store(false, Ordering::Relaxed);
             lock(&routes).clear();
         });
         Ok(Client {
             tx,
             pending,
+            alive,
             ready,
             log,
             _child: child,
@@ -322,7 +338,7 @@ impl RayRunner {
             .request(id, json!({"op": "probe"}))
             .map_err(|e| (e.to_string(), String::new()))?;
         let mut guard = CancelOnDrop {
-            client,
+            client: &client,
             id,
             armed: false,
         };
@@ -370,7 +386,7 @@ impl RayRunner {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut rx = client.request(id, request(run, &self.root))?;
         let mut guard = CancelOnDrop {
-            client,
+            client: &client,
             id,
             armed: true,
         };
