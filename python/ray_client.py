@@ -330,31 +330,32 @@ def probe_task():
 def connect(cfg):
     address = cfg.get("address")
     try:
-        if address:
-            host, port = host_port(address)
-            if host in LOOPBACK:
-                # Ray would otherwise replace a loopback address by this
-                # machine's outward one, where a loopback head does not listen.
-                os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-            if port is not None:
-                import socket
-
-                try:
-                    socket.create_connection((host, port), 5).close()
-                except OSError as exc:
-                    return None, (
-                        "the Ray cluster at %s does not answer: %s" % (address, exc),
-                        "start it (`ray start --head` on the head node) or correct "
-                        "`[executor] address` in parender.toml (host:port of the head, "
-                        "by default port 6379, or ray://host:10001 for Ray Client)",
-                    )
+        host, port = host_port(address) if address else (None, None)
+        if host in LOOPBACK:
+            # Ray would otherwise replace a loopback address by this machine's
+            # outward one, where a loopback head does not listen. Read when
+            # Ray is imported.
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         try:
             import ray
         except ImportError as exc:
             return None, (
                 "Ray is not installed in %s: %s" % (sys.executable, exc),
-                "%s -m pip install ray   (the same version as on the cluster)" % sys.executable,
+                "%s -m pip install ray   (the same version as on the cluster; "
+                "\"ray[client]\" for a ray:// address)" % sys.executable,
             )
+        if port is not None:
+            import socket
+
+            try:
+                socket.create_connection((host, port), 5).close()
+            except OSError as exc:
+                return None, (
+                    "the Ray cluster at %s does not answer: %s" % (address, exc),
+                    "start it (`ray start --head` on the head node) or correct "
+                    "`[executor] address` in parender.toml (host:port of the head, "
+                    "by default port 6379, or ray://host:10001 for Ray Client)",
+                )
         ray.init(
             address=address or "auto",
             runtime_env={"working_dir": cfg["root"], "excludes": cfg["excludes"]},
