@@ -289,6 +289,12 @@ fn sigint_ends_the_build_and_the_render(head: &RayHead) {
         "the render's process outlived the cancelled build"
     );
     eprintln!("SIGINT: parender exited after {exited:?}, the render was gone after {gone:?}");
+    // The task was cancelled through Ray (ray.cancel), which confirmed it.
+    let log = std::fs::read_to_string(p.path().join(".parender/tmp/ray-client.log")).unwrap();
+    assert!(
+        log.contains(" cancel ") && log.contains(" cancelled"),
+        "{log}"
+    );
     assert!(exited < Duration::from_secs(8), "took {exited:?}");
 }
 
