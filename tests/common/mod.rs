@@ -9,6 +9,7 @@ pub mod json_child;
 pub mod s3;
 pub mod webdav;
 pub mod slurm;
+pub mod ray;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
