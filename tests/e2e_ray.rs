@@ -36,8 +36,8 @@ fn executor(address: &str) -> String {
     format!("\n[executor]\nkind = \"ray\"\naddress = \"{address}\"\n")
 }
 
-/// The bundled example in `dir`, with the test Python, a fast release
-/// profile (low quality, so the test stays short) and `extra` config.
+/// The bundled example in `dir`, with the test Python and `extra` config.
+/// Its release profile is the real one (1080p60), as the issue asks.
 fn example(dir: &Path, extra: &str) -> PathBuf {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     copy_dir(
@@ -48,7 +48,7 @@ fn example(dir: &Path, extra: &str) -> PathBuf {
     std::fs::write(
         dir.join("parender.toml"),
         format!(
-            "python = {:?}\n{toml}\n[profile.release]\nquality = \"low\"\n{extra}",
+            "python = {:?}\n{toml}\n{extra}",
             common::python().display().to_string()
         ),
     )
