@@ -77,7 +77,10 @@ where
     let run = launch(render_run(job, &report));
     let finished = follow(run, &report, progress).await.map_err(|e| {
         failed(
-            format!("cannot run Python `{}`: {e}", python.display()),
+            format!(
+                "cannot start the render (Python `{}`): {e}",
+                python.display()
+            ),
             String::new(),
         )
     })?;
