@@ -46,8 +46,13 @@ pub struct RenderSettings {
 }
 
 /// The encoder threads parender pins: the same on every machine, so a render
-/// from a 2-core laptop and one from a 64-core node are identical.
-pub const ENCODER_THREADS: u32 = 4;
+/// from a 2-core laptop and one from a 64-core node are identical
+/// (`PARENDER_ENCODER_THREADS` sets another number, or `auto` for none).
+/// Two, because the slice count also moves Manim's timestamps: at 15 fps, a
+/// 5-frame animation followed by a wait came out with the wait's frames 5
+/// ticks (of 1/15360 s) early with 1, 3, 4 or 8 threads, and on the frame
+/// grid with 2 (measured with Manim 0.22).
+pub const ENCODER_THREADS: u32 = 2;
 
 impl RenderSettings {
     /// Manim's preset for `quality` (its size and frame rate), nothing added.
@@ -72,10 +77,16 @@ impl RenderSettings {
             .manim_args
             .windows(2)
             .find(|w| w[0] == "--encoder-option" && w[1].starts_with("threads="));
-        self.encoder = match user {
-            Some(w) => format!("{} (manim_args)", w[1]),
-            None if takes_encoder_options(manim_version) => format!("threads={ENCODER_THREADS}"),
-            None => format!(
+        let threads = std::env::var("PARENDER_ENCODER_THREADS").ok();
+        let pinned = match threads.as_deref() {
+            Some("auto") => None,
+            Some(n) => n.parse::<u32>().ok().filter(|n| *n > 0),
+            None => Some(ENCODER_THREADS),
+        };
+        self.encoder = match (user, pinned) {
+            (Some(w), _) => format!("{} (manim_args)", w[1]),
+            (None, Some(n)) if takes_encoder_options(manim_version) => format!("threads={n}"),
+            (None, _) => format!(
                 "auto on {} CPUs",
                 std::thread::available_parallelism().map_or(1, |n| n.get())
             ),
@@ -189,10 +200,10 @@ mod tests {
     fn the_encoders_threads_are_pinned_where_manim_can() {
         let mut s = RenderSettings::preset(Quality::Low);
         s.pin_encoder("0.22.0");
-        assert_eq!(s.encoder, "threads=4");
+        assert_eq!(s.encoder, "threads=2");
         assert_eq!(
             s.manim_flags(),
-            vec!["-ql", "--encoder-option", "threads=4"]
+            vec!["-ql", "--encoder-option", "threads=2"]
         );
         s.pin_encoder("0.21.0");
         assert!(s.encoder.starts_with("auto on "), "{}", s.encoder);

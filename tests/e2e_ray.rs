@@ -76,48 +76,6 @@ fn run(head: &RayHead, project: &Path, args: &[&str]) -> (Output, Duration) {
     (out, t.elapsed())
 }
 
-/// Per-frame md5 of the decoded video stream.
-fn frames(video: &Path) -> Vec<String> {
-    let out = run_tool(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-i",
-            video.to_str().unwrap(),
-            "-map",
-            "0:v:0",
-            "-f",
-            "framemd5",
-            "-",
-        ],
-    );
-    String::from_utf8_lossy(&out)
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(str::to_string)
-        .collect()
-}
-
-fn probe(video: &Path, entries: &str) -> String {
-    let out = run_tool(
-        "ffprobe",
-        &[
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-count_frames",
-            "-show_entries",
-            entries,
-            "-of",
-            "default=nw=1",
-            video.to_str().unwrap(),
-        ],
-    );
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn doctor(head: &RayHead, work: &Path) {
     let ok = example(&work.join("doctor-ok"), &executor(&head.address()));
     let (out, took) = run(head, &ok, &["doctor"]);
@@ -195,17 +153,20 @@ fn same_frames_locally_and_on_ray(head: &RayHead, work: &Path) {
     assert!(!local.join(".parender/tmp/ray-client.log").exists());
 
     for entries in [
-        "stream=nb_read_frames",
+        "stream=nb_read_packets",
         "stream=duration",
         "format=duration",
     ] {
         assert_eq!(
-            probe(&local_video, entries),
-            probe(&ray_video, entries),
+            common::av::probe(&local_video, "v:0", entries),
+            common::av::probe(&ray_video, "v:0", entries),
             "{entries}"
         );
     }
-    let (a, b) = (frames(&local_video), frames(&ray_video));
+    let (a, b) = (
+        common::av::frame_md5s(&local_video),
+        common::av::frame_md5s(&ray_video),
+    );
     assert!(!a.is_empty());
     assert_eq!(a.len(), b.len(), "frame counts");
     let differ = a.iter().zip(&b).filter(|(x, y)| x != y).count();

@@ -62,51 +62,6 @@ fn parender(slurm: &Slurm, project: &Path, cache: &Path, args: &[&str]) -> Comma
     c
 }
 
-/// Per-frame md5 of the video stream, as ffmpeg's framemd5 lists them.
-fn frame_md5s(video: &Path) -> Vec<String> {
-    let out = run_tool(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-i",
-            video.to_str().unwrap(),
-            "-map",
-            "0:v:0",
-            "-f",
-            "framemd5",
-            "-",
-        ],
-    );
-    String::from_utf8_lossy(&out)
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(str::to_string)
-        .collect()
-}
-
-fn probe(video: &Path, entries: &str) -> Vec<String> {
-    let out = run_tool(
-        "ffprobe",
-        &[
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-count_packets",
-            "-show_entries",
-            entries,
-            "-of",
-            "default=nw=1:nk=1",
-            video.to_str().unwrap(),
-        ],
-    );
-    String::from_utf8_lossy(&out)
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
 fn parender_jobs(names: &[String]) -> Vec<&String> {
     names
         .iter()
@@ -186,8 +141,11 @@ fn the_lecture_renders_through_slurm_frame_for_frame_as_locally() {
 
     let (a, b) = (work.path().join("local.mp4"), work.path().join("slurm.mp4"));
     let entries = "stream=nb_read_packets,duration";
-    assert_eq!(probe(&a, entries), probe(&b, entries));
-    let (fa, fb) = (frame_md5s(&a), frame_md5s(&b));
+    assert_eq!(
+        common::av::probe(&a, "v:0", entries),
+        common::av::probe(&b, "v:0", entries)
+    );
+    let (fa, fb) = (common::av::frame_md5s(&a), common::av::frame_md5s(&b));
     assert!(fa.len() > 100, "{} frames", fa.len());
     assert_eq!(fa.len(), fb.len());
     if let Some(i) = (0..fa.len()).find(|&i| fa[i] != fb[i]) {

@@ -58,23 +58,7 @@ async fn pool(p: &TestProject, size: usize) -> Arc<WarmPool> {
 
 /// Decoded frame hashes (ffmpeg's framemd5): equal lists, equal pixels.
 fn frames(video: &Path) -> Vec<String> {
-    let out = run_tool(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-i",
-            video.to_str().unwrap(),
-            "-f",
-            "framemd5",
-            "-",
-        ],
-    );
-    let hashes: Vec<String> = String::from_utf8_lossy(&out)
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.rsplit(',').next().map(|h| h.trim().to_string()))
-        .collect();
+    let hashes = common::av::frame_md5s(video);
     assert!(hashes.len() >= 5, "too few frames in {video:?}");
     hashes
 }

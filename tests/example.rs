@@ -4,33 +4,12 @@
 //! lengths hold to the frame; a second build comes from the cache.
 mod common;
 
+use common::av::probe;
 use std::path::Path;
 use std::process::Command;
 
 use common::{TestProject, run_tool, text};
 use serde_json::Value;
-
-fn probe(video: &Path, stream: &str, entries: &str) -> Vec<String> {
-    let out = run_tool(
-        "ffprobe",
-        &[
-            "-v",
-            "error",
-            "-select_streams",
-            stream,
-            "-count_packets",
-            "-show_entries",
-            entries,
-            "-of",
-            "default=nw=1:nk=1",
-            video.to_str().unwrap(),
-        ],
-    );
-    String::from_utf8_lossy(&out)
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
 
 fn audio_seconds(file: &Path) -> f64 {
     probe(file, "a:0", "format=duration")

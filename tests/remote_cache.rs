@@ -82,23 +82,6 @@ fn final_video(p: &TestProject) -> std::path::PathBuf {
         .expect("a final video")
 }
 
-/// Per-frame md5s of the video stream: equal means the same pixels.
-fn frame_md5s(video: &Path) -> String {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(video)
-        .args(["-map", "0:v:0", "-f", "framemd5", "-"])
-        .output()
-        .expect("ffmpeg");
-    assert!(out.status.success());
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|l| l.rsplit(',').next().unwrap_or("").trim().to_string())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 fn files_under(dir: &Path, ext: &str) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -148,7 +131,10 @@ fn a_second_machine_renders_nothing_over_webdav() {
         .collect();
     assert_eq!(why.len(), 3, "{why:?}");
     assert!(why.iter().all(|w| w.contains("remote cache")), "{why:?}");
-    assert_eq!(frame_md5s(&final_video(&a)), frame_md5s(&final_video(&b)));
+    assert_eq!(
+        common::av::frame_md5s(&final_video(&a)),
+        common::av::frame_md5s(&final_video(&b))
+    );
     eprintln!("machine B's build from the remote cache: {took:?}");
 
     let stats = b.parender(&["cache", "stats"]);

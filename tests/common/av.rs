@@ -405,3 +405,51 @@ pub fn frame_grid(pts: i64, origin: i64, time_base: (i64, i64), fps: u64) -> (i1
     let n = (pts as i128 - origin as i128) * num * fps as i128;
     (n.div_euclid(den), n.rem_euclid(den))
 }
+
+/// ffmpeg's framemd5 lines of the first video stream (no comments): equal
+/// lists mean the same decoded pixels at the same times.
+pub fn frame_md5s(video: &Path) -> Vec<String> {
+    let out = run_tool(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-i",
+            &video.to_string_lossy(),
+            "-map",
+            "0:v:0",
+            "-f",
+            "framemd5",
+            "-",
+        ],
+    );
+    String::from_utf8_lossy(&out)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// ffprobe's values of `entries` (e.g. `stream=nb_read_packets,duration`)
+/// for `stream` (`v:0`, `a`), one per line; packets are counted.
+pub fn probe(video: &Path, stream: &str, entries: &str) -> Vec<String> {
+    let out = run_tool(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-select_streams",
+            stream,
+            "-count_packets",
+            "-show_entries",
+            entries,
+            "-of",
+            "default=nw=1:nk=1",
+            &video.to_string_lossy(),
+        ],
+    );
+    String::from_utf8_lossy(&out)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
