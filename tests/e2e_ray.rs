@@ -17,7 +17,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::ray::RayHead;
-use common::{TestProject, pidfile_alive, run_tool, text, write_hanging_scene};
+use common::{TestProject, pidfile_alive, text, write_hanging_scene};
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();

@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::slurm::{PARTITION, Slurm};
-use common::{TestProject, run_tool, text};
+use common::{TestProject, text};
 
 /// The `[executor]` table for the test cluster.
 fn executor(partition: &str) -> String {
