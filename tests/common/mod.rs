@@ -6,10 +6,10 @@
 pub mod av;
 pub mod browser;
 pub mod json_child;
-pub mod s3;
-pub mod webdav;
-pub mod slurm;
 pub mod ray;
+pub mod s3;
+pub mod slurm;
+pub mod webdav;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
