@@ -1,8 +1,8 @@
 //! The Python-user install: `pip wheel .` builds parender as a binary wheel
 //! through pyproject.toml (maturin, with the build isolation pip gives every
 //! user), a fresh venv gets that wheel and the pinned Manim, and from that
-//! venv, in a project with no `python` key and no `.venv` and with no other
-//! Manim on PATH, `parender doctor` names the venv's interpreter and
+//! venv, in a project with no `python` key and no `.venv` and with no venv
+//! on PATH, `parender doctor` names the venv's interpreter and
 //! `parender build` renders a one-scene video with real Manim.
 //!
 //! The wheel is built with the `wheel-test` profile (dev, no debug info) in
@@ -42,19 +42,29 @@ fn base_python() -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
-/// PATH without any folder that holds a `manim` (the repository's `.venv`
-/// when activated, a global install): the only Manim parender can find is
-/// the one in the environment it is installed in.
-fn path_without_manim() -> std::ffi::OsString {
+/// PATH without the test Python's folder and without any venv's `bin/` (an
+/// activated `.venv`, the repository's among them), so no Manim there can
+/// be what parender finds. System folders stay: ffmpeg and cargo live there.
+fn path_without_venvs() -> std::ffi::OsString {
+    let test_bin = common::python()
+        .parent()
+        .and_then(|bin| std::fs::canonicalize(bin).ok());
     let path = std::env::var_os("PATH").unwrap_or_default();
     let kept: Vec<PathBuf> = std::env::split_paths(&path)
-        .filter(|dir| !dir.join("manim").exists())
+        .filter(|dir| {
+            let real = std::fs::canonicalize(dir).ok();
+            let in_venv = real
+                .as_ref()
+                .and_then(|r| r.parent())
+                .is_some_and(|env| env.join("pyvenv.cfg").exists());
+            !in_venv && (real.is_none() || real != test_bin)
+        })
         .collect();
     std::env::join_paths(kept).expect("PATH")
 }
 
 /// A command with a clean environment for Python: no active venv, no
-/// PYTHONPATH/PYTHONHOME, no Manim on PATH, no pip prompts.
+/// PYTHONPATH/PYTHONHOME, no venv on PATH, no pip prompts.
 fn command(prog: &Path, path: &std::ffi::OsStr) -> Command {
     let mut c = Command::new(prog);
     c.env("PATH", path)
@@ -86,7 +96,7 @@ fn pip_installed_parender_finds_manim_in_its_own_venv() {
         .expect("temp dir");
     // current_exe() has its links resolved: compare with the real path.
     let tmp_path = std::fs::canonicalize(tmp.path()).expect("canonical temp dir");
-    let path = path_without_manim();
+    let path = path_without_venvs();
     let env = tmp_path.join("env");
 
     // A fresh venv from the test Python's base interpreter.
