@@ -3,10 +3,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::commands::build::{self, BuildArgs};
+use crate::commands::completions::{CompletionsArgs, ManArgs};
 use crate::commands::scenes::{ScenesArgs, list_scenes};
 use crate::commands::status::{CacheCommand, StatusArgs};
 use crate::commands::watch::WatchArgs;
@@ -56,6 +57,10 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         project: Option<PathBuf>,
     },
+    /// Print a shell completion script (`parender completions bash > ...`)
+    Completions(CompletionsArgs),
+    /// Print the man page in roff (`parender man > parender.1`)
+    Man(ManArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -119,6 +124,15 @@ async fn run(cli: Cli) -> ExitCode {
             match crate::commands::status::cache(command, project.as_deref()) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&reporter, e),
+            }
+        }
+        Command::Completions(args) => crate::commands::completions::print(
+            &crate::commands::completions::completions(args.shell, Cli::command()),
+        ),
+        Command::Man(args) => {
+            match crate::commands::completions::man(Cli::command(), &args.command) {
+                Ok(page) => crate::commands::completions::print(&page),
+                Err(e) => fail(&Reporter::new(MessageFormat::Human), e),
             }
         }
         Command::Clean { project } => {

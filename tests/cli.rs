@@ -540,3 +540,81 @@ fn ctrl_c_stops_renders_and_leaves_no_temporary_files() {
         "no video from an interrupted build"
     );
 }
+
+/// `parender completions SHELL` prints a script made from the real command
+/// line: it completes subcommands and their flags.
+#[test]
+fn completions_cover_the_commands_and_their_flags() {
+    let run = |shell: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_parender"))
+            .args(["completions", shell])
+            .output()
+            .expect("run parender");
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8(out.stdout).expect("UTF-8 script")
+    };
+    let bash = run("bash");
+    assert!(bash.contains("complete -F _parender"), "{bash}");
+    for word in ["build", "watch", "doctor", "--release", "--jobs"] {
+        assert!(bash.contains(word), "bash completion lacks {word}");
+    }
+    let zsh = run("zsh");
+    assert!(zsh.starts_with("#compdef parender"), "{zsh}");
+    assert!(zsh.contains("--release"));
+    let fish = run("fish");
+    assert!(fish.contains("complete -c parender"), "{fish}");
+    assert!(fish.contains("release"));
+    // An unknown shell is a usage error that lists the known ones.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_parender"))
+        .args(["completions", "tcsh"])
+        .output()
+        .expect("run parender");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bash"));
+}
+
+/// `parender man` prints parender(1) in roff, listing the subcommands;
+/// `parender man build` prints parender-build(1) with its flags.
+#[test]
+fn man_pages_for_the_command_and_its_subcommands() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_parender"))
+            .args(args)
+            .output()
+            .expect("run parender")
+    };
+    let out = run(&["man"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let page = String::from_utf8(out.stdout).expect("UTF-8 page");
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(
+        page.contains(&format!(".TH parender 1  \"parender {version}\"")),
+        "{page}"
+    );
+    for sub in [
+        "parender\\-build(1)",
+        "parender\\-watch(1)",
+        "parender\\-doctor(1)",
+    ] {
+        assert!(page.contains(sub), "parender(1) lacks {sub}:\n{page}");
+    }
+    let out = run(&["man", "build"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let page = String::from_utf8(out.stdout).expect("UTF-8 page");
+    assert!(
+        page.contains(&format!(".TH parender-build 1  \"parender {version}\"")),
+        "{page}"
+    );
+    assert!(page.contains("\\-\\-release"), "{page}");
+    let out = run(&["man", "cache", "gc"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(".TH parender-cache-gc 1"));
+    // A subcommand that does not exist: a usage error naming the real ones.
+    let out = run(&["man", "bild"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no subcommand `bild`") && err.contains("build"),
+        "{err}"
+    );
+}

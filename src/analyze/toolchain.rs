@@ -123,6 +123,80 @@ fn resolve_configured_python(project: &Project, py: &str) -> Result<PathBuf, Err
     })
 }
 
+/// The Python environment an executable is installed in: `pip install
+/// parender` puts the binary into `<env>/bin/` beside that environment's
+/// interpreter, the way ruff's and uv's wheels do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstalledEnv {
+    /// The environment's folder (`<env>`).
+    pub root: PathBuf,
+    /// Its interpreter, `<env>/bin/python3` (or `python`), not resolved: a
+    /// venv's `bin/python` is a link to the base interpreter, and only the
+    /// link's path makes Python use the venv.
+    pub python: PathBuf,
+    /// A virtual environment (`pyvenv.cfg`) rather than a conda environment
+    /// or another prefix that pip installed parender into.
+    pub venv: bool,
+}
+
+impl InstalledEnv {
+    /// The environment `exe` (this process's executable, as
+    /// [`std::env::current_exe`] gives it: links already resolved) lives in,
+    /// if it lives in one: its folder is `<env>/bin`, next to a `python3`
+    /// or `python`, and `<env>` is a venv (`pyvenv.cfg`), a conda
+    /// environment (`conda-meta/`) or a prefix that pip installed parender
+    /// into (`lib/python*/site-packages/parender-*.dist-info`). A binary
+    /// merely copied next to some interpreter (`cargo install --root /usr/local`
+    /// beside `/usr/local/bin/python3`) is not in an environment: that
+    /// interpreter need not have Manim, and the project's `.venv` must win.
+    pub fn of_executable(exe: &Path) -> Option<InstalledEnv> {
+        let bin = exe.parent()?;
+        if bin.file_name()? != "bin" {
+            return None;
+        }
+        let root = bin.parent()?;
+        let python = ["python3", "python"]
+            .iter()
+            .map(|name| bin.join(name))
+            .find(|p| p.is_file())?;
+        let venv = root.join("pyvenv.cfg").is_file();
+        if !venv && !root.join("conda-meta").is_dir() && !installed_by_pip(root) {
+            return None;
+        }
+        Some(InstalledEnv {
+            root: root.to_path_buf(),
+            python,
+            venv,
+        })
+    }
+
+    /// How `doctor` and error messages name this choice.
+    pub fn why(&self) -> String {
+        format!(
+            "the Python environment parender is installed in ({})",
+            self.root.display()
+        )
+    }
+}
+
+/// Whether pip installed parender into the prefix `root`: a
+/// `parender-*.dist-info` folder in one of its `lib/python*/site-packages`.
+fn installed_by_pip(root: &Path) -> bool {
+    let Ok(libs) = std::fs::read_dir(root.join("lib")) else {
+        return false;
+    };
+    libs.flatten()
+        .filter(|lib| lib.file_name().to_string_lossy().starts_with("python"))
+        .filter_map(|lib| std::fs::read_dir(lib.path().join("site-packages")).ok())
+        .flatten()
+        .flatten()
+        .any(|entry| {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("parender-") && name.ends_with(".dist-info")
+        })
+}
+
 impl Toolchain {
     pub fn resolve(project: &Project) -> Result<Toolchain, Error> {
         let (python, source) = Self::resolve_python(project)?;
@@ -142,6 +216,10 @@ impl Toolchain {
         })
     }
 
+    /// The interpreter that runs Manim and why it was chosen, first found of:
+    /// `python` in parender.toml, the `#!` line of `manim` in parender.toml,
+    /// the Python environment parender itself is installed in (`pip install
+    /// parender`), the project's `.venv`, the `#!` line of `manim` on PATH.
     pub fn resolve_python(project: &Project) -> Result<(PathBuf, String), Error> {
         let cfg = &project.config;
         if let Some(py) = &cfg.python {
@@ -165,6 +243,13 @@ impl Toolchain {
                     help: "set `python = \"/path/to/python\"` in parender.toml instead".into(),
                 });
         }
+        if let Some(env) = std::env::current_exe()
+            .ok()
+            .and_then(|exe| InstalledEnv::of_executable(&exe))
+        {
+            let why = env.why();
+            return Ok((env.python, why));
+        }
         let venv = project.root.join(".venv/bin/python");
         if venv.exists() {
             return Ok((venv, "the project's .venv".into()));
@@ -177,7 +262,10 @@ impl Toolchain {
         Err(Error::Toolchain {
             message: "no Python with Manim found: no `.venv` in the project and no `manim` on PATH"
                 .into(),
-            help: setup_help(),
+            help: format!(
+                "{}; or install parender into the environment that has Manim (`pip install parender`)",
+                setup_help()
+            ),
         })
     }
 }
@@ -345,5 +433,111 @@ mod tests {
         );
         std::fs::write(&s, "no shebang\n").unwrap();
         assert_eq!(shebang_interpreter(&s), None);
+    }
+
+    /// A fake installation: `files` (ending in `/` for folders) under a
+    /// temp dir, interpreters as links to a real file like a venv's.
+    fn layout(files: &[&str]) -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        let base = t.path().join("base-python3.11");
+        std::fs::write(&base, "").unwrap();
+        for f in files {
+            let p = t.path().join(f);
+            if let Some(dir) = f.strip_suffix('/') {
+                std::fs::create_dir_all(t.path().join(dir)).unwrap();
+                continue;
+            }
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            if p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("python")
+            {
+                std::os::unix::fs::symlink(&base, &p).unwrap();
+            } else {
+                std::fs::write(&p, "").unwrap();
+            }
+        }
+        t
+    }
+
+    #[test]
+    fn finds_the_venv_parender_is_installed_in() {
+        let t = layout(&[
+            "env/pyvenv.cfg",
+            "env/bin/python",
+            "env/bin/python3",
+            "env/bin/parender",
+        ]);
+        let env = InstalledEnv::of_executable(&t.path().join("env/bin/parender")).unwrap();
+        assert_eq!(env.root, t.path().join("env"));
+        // The venv's own link, not the base interpreter it points at.
+        assert_eq!(env.python, t.path().join("env/bin/python3"));
+        assert!(env.venv);
+        assert_eq!(
+            env.why(),
+            format!(
+                "the Python environment parender is installed in ({})",
+                t.path().join("env").display()
+            )
+        );
+        // Only `python`: that one.
+        let t = layout(&["env/pyvenv.cfg", "env/bin/python", "env/bin/parender"]);
+        let env = InstalledEnv::of_executable(&t.path().join("env/bin/parender")).unwrap();
+        assert_eq!(env.python, t.path().join("env/bin/python"));
+    }
+
+    #[test]
+    fn finds_conda_and_pip_prefixes() {
+        let t = layout(&["env/conda-meta/", "env/bin/python", "env/bin/parender"]);
+        let env = InstalledEnv::of_executable(&t.path().join("env/bin/parender")).unwrap();
+        assert_eq!(env.python, t.path().join("env/bin/python"));
+        assert!(!env.venv);
+        let t = layout(&[
+            "usr/lib/python3.12/site-packages/parender-0.1.0.dist-info/",
+            "usr/bin/python3",
+            "usr/bin/parender",
+        ]);
+        let env = InstalledEnv::of_executable(&t.path().join("usr/bin/parender")).unwrap();
+        assert_eq!(env.python, t.path().join("usr/bin/python3"));
+    }
+
+    #[test]
+    fn ignores_binaries_outside_an_environment() {
+        // cargo's build folder, even inside a project with a venv.
+        let t = layout(&["pyvenv.cfg", "debug/python3", "debug/parender"]);
+        assert_eq!(
+            InstalledEnv::of_executable(&t.path().join("debug/parender")),
+            None
+        );
+        // `cargo install --root /usr/local` beside a system interpreter
+        // that pip never installed parender for.
+        let t = layout(&[
+            "usr/lib/python3.12/site-packages/manim-0.22.0.dist-info/",
+            "usr/bin/python3",
+            "usr/bin/parender",
+        ]);
+        assert_eq!(
+            InstalledEnv::of_executable(&t.path().join("usr/bin/parender")),
+            None
+        );
+        // A venv's bin/ without an interpreter, or with a dangling link.
+        let t = layout(&["env/pyvenv.cfg", "env/bin/parender"]);
+        assert_eq!(
+            InstalledEnv::of_executable(&t.path().join("env/bin/parender")),
+            None
+        );
+        std::os::unix::fs::symlink(
+            t.path().join("gone/python3"),
+            t.path().join("env/bin/python3"),
+        )
+        .unwrap();
+        assert_eq!(
+            InstalledEnv::of_executable(&t.path().join("env/bin/parender")),
+            None
+        );
+        // Paths without enough components.
+        assert_eq!(InstalledEnv::of_executable(Path::new("/")), None);
+        assert_eq!(InstalledEnv::of_executable(Path::new("parender")), None);
     }
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use console::style;
 use tokio::process::Command;
 
-use crate::analyze::toolchain::{PINNED_MANIM, PROBE_TIMEOUT, Toolchain};
+use crate::analyze::toolchain::{InstalledEnv, PINNED_MANIM, PROBE_TIMEOUT, Toolchain};
 use crate::project::Project;
 
 const APT: &str = "apt-get install -y --no-install-recommends";
@@ -123,9 +123,18 @@ pub async fn doctor(project_dir: Option<&Path>) -> ExitCode {
     // Python and Manim.
     let python = match &project {
         Some(p) => Toolchain::resolve_python(p),
-        None => which::which("python3")
-            .map(|p| (p, "python3 on PATH (no project here)".to_string()))
-            .map_err(|_| crate::error::Error::Other("python3 not found".into())),
+        None => match std::env::current_exe()
+            .ok()
+            .and_then(|exe| InstalledEnv::of_executable(&exe))
+        {
+            Some(env) => Ok((
+                env.python.clone(),
+                format!("{} (no project here)", env.why()),
+            )),
+            None => which::which("python3")
+                .map(|p| (p, "python3 on PATH (no project here)".to_string()))
+                .map_err(|_| crate::error::Error::Other("python3 not found".into())),
+        },
     };
     let venv_fix = format!(
         "python3 -m venv .venv && .venv/bin/pip install manim=={PINNED_MANIM}   (or: scripts/setup.sh)"
