@@ -137,6 +137,9 @@ pub struct BuildSettings {
     pub profile: Profile,
     pub render: RenderSettings,
     pub jobs: usize,
+    /// Whether `jobs` was set (`--jobs`, the profile, `jobs`) rather than
+    /// taken from this machine's CPU count.
+    pub jobs_given: bool,
 }
 
 impl BuildSettings {
@@ -164,12 +167,11 @@ impl BuildSettings {
         };
         let mut manim_args = config.manim_args.clone();
         manim_args.extend(pc.manim_args.unwrap_or_default());
-        let jobs = overrides
+        let given = overrides
             .jobs
             .or(pc.jobs.map(|j| j.0))
-            .or(config.jobs.map(|j| j.0))
-            .unwrap_or_else(default_jobs)
-            .max(1);
+            .or(config.jobs.map(|j| j.0));
+        let jobs = given.unwrap_or_else(default_jobs).max(1);
         BuildSettings {
             profile,
             render: RenderSettings {
@@ -181,6 +183,7 @@ impl BuildSettings {
                 encoder: String::new(),
             },
             jobs,
+            jobs_given: given.is_some(),
         }
     }
 }

@@ -312,6 +312,22 @@ fn errors_cancel_and_doctor_on_slurm() {
         !common::pidfile_alive(&pidfile),
         "the scene's process survived the cancel"
     );
+
+    // No `jobs` set: as many renders at once as the cluster has CPUs for,
+    // here 2 CPUs over 2 per render.
+    let wide = TestProject::new(&format!("{}cpus = 2\n", executor(PARTITION)));
+    wide.write("scenes/01_good.py", GOOD);
+    let out = parender(
+        &slurm,
+        wide.path(),
+        &slurm.path().join("cache-wide"),
+        &["build"],
+    )
+    .output()
+    .unwrap();
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains("1 render at once"), "{all}");
 }
 
 /// A scene `Hang` that writes its pid to `pidfile`, then becomes `sleep

@@ -427,6 +427,15 @@ impl RunScript for RayRunner {
     ) -> futures::future::BoxFuture<'a, std::io::Result<Finished>> {
         Box::pin(self.run_on_ray(run, cancel))
     }
+    fn slots(&self) -> futures::future::BoxFuture<'_, Option<usize>> {
+        Box::pin(async move {
+            let client = self.client().await.ok()?;
+            let per_run = self.config.cpus.unwrap_or(1).max(1) as u64;
+            usize::try_from(client.ready.cpus / per_run)
+                .ok()
+                .filter(|n| *n > 0)
+        })
+    }
 }
 
 /// What is not shipped: [`EXCLUDES`], and parender's state folder (the

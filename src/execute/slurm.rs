@@ -493,11 +493,40 @@ impl RunScript for SlurmRunner {
     ) -> futures::future::BoxFuture<'a, std::io::Result<Finished>> {
         Box::pin(async move { self.step(run, cancel).await.map_err(Trouble::into_io) })
     }
+    fn slots(&self) -> futures::future::BoxFuture<'_, Option<usize>> {
+        Box::pin(async move {
+            let mut args = vec!["-h", "-o", "%C"];
+            if let Some(p) = &self.config.partition {
+                args.extend(["-p", p.as_str()]);
+            }
+            let cpus = total_cpus(&ask("sinfo", &args).await.ok()?)?;
+            let per_run = self.config.cpus.unwrap_or(1).max(1) as usize;
+            Some(cpus / per_run).filter(|n| *n > 0)
+        })
+    }
+}
+
+/// The total of `sinfo -o %C`'s `allocated/idle/other/total` CPU counts (one
+/// line per partition).
+fn total_cpus(sinfo: &str) -> Option<usize> {
+    let totals: Vec<usize> = sinfo
+        .lines()
+        .filter_map(|l| l.trim().rsplit('/').next()?.parse().ok())
+        .collect();
+    (!totals.is_empty()).then(|| totals.iter().sum())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cluster_cpus_are_sinfos_totals() {
+        assert_eq!(total_cpus("0/2/0/2\n"), Some(2));
+        assert_eq!(total_cpus("10/54/0/64\n3/5/0/8\n"), Some(72));
+        assert_eq!(total_cpus(""), None);
+        assert_eq!(total_cpus("n/a\n"), None);
+    }
 
     fn run(timeout: Duration) -> PythonRun {
         PythonRun {

@@ -28,6 +28,11 @@ pub trait RunScript: Send + Sync {
         run: &'a PythonRun,
         cancel: &'a CancellationToken,
     ) -> futures::future::BoxFuture<'a, std::io::Result<Finished>>;
+    /// How many runs a cluster takes at once (its CPUs over the CPUs per
+    /// run), when it can say; `None` for this machine.
+    fn slots(&self) -> futures::future::BoxFuture<'_, Option<usize>> {
+        Box::pin(async { None })
+    }
 }
 
 impl RunScript for Runner {

@@ -94,6 +94,8 @@ pub struct Services {
     pub warm_renders: bool,
     /// The shared remote cache (`[cache] remote`), when there is one.
     pub remote: Option<Arc<crate::cache::remote::Remote>>,
+    /// The cluster renders run on (`[executor]`), when not this machine.
+    pub cluster: Option<Arc<dyn crate::python::RunScript>>,
 }
 
 /// What the renders of one build came to, scene by scene.
@@ -186,7 +188,7 @@ pub async fn build(
     cancel: &CancellationToken,
 ) -> Result<BuildOutcome, Error> {
     let timer = Timer::start();
-    let p = prepare(project, &opts.overrides, &services.runner, cancel).await?;
+    let mut p = prepare(project, &opts.overrides, &services.runner, cancel).await?;
     let prepared_in = timer.secs();
     if let Some(w) = services.runner.take_warning().await {
         reporter.warning(&w);
@@ -209,6 +211,9 @@ pub async fn build(
     tally.cached += summary::report_fresh(&p, &steps, &from_remote, reporter);
     let stale = stale_scenes(&steps);
     scratch.check_can_render(stale.len(), &project.state_dir())?;
+    if !stale.is_empty() {
+        cluster_slots(&mut p, services, reporter).await;
+    }
     let ctx = schedule::Context {
         project,
         p: &p,
@@ -258,6 +263,29 @@ pub async fn build(
     Ok(summary::finish(
         project, &counts, tally, published, timings, &timer, reporter,
     ))
+}
+
+/// On a cluster, unless `jobs` was set: as many renders at once as the
+/// cluster has CPUs for, not as many as this machine has.
+async fn cluster_slots(p: &mut Prepared, services: &Services, reporter: &Reporter) {
+    if p.settings.jobs_given {
+        return;
+    }
+    let Some(cluster) = &services.cluster else {
+        return;
+    };
+    if let Some(n) = cluster.slots().await
+        && n != p.settings.jobs
+    {
+        p.settings.jobs = n;
+        reporter.status(
+            "Cluster",
+            &format!(
+                "{n} render{} at once: the cluster's CPUs over `cpus` per render (set `jobs` to choose)",
+                if n == 1 { "" } else { "s" }
+            ),
+        );
+    }
 }
 
 /// Looks every selected scene up in the cache.
@@ -380,7 +408,8 @@ async fn publish_video(
         output,
         gap: project.config.gap.map(|g| g.0.as_secs_f64()).unwrap_or(0.0),
         subtitles: project.config.output.0.subtitles,
-        jobs: p.settings.jobs,
+        // Encodes run here, even when renders ran on a cluster.
+        jobs: p.settings.jobs.min(crate::settings::default_jobs()),
         root: &project.root,
     };
     let done = publish::publish(&job, &available, reporter, cancel).await;
@@ -516,7 +545,7 @@ pub fn services(project: &Project) -> Result<Services, Error> {
         Arc::new(crate::render::fake::FakeRenderer {
             ffmpeg: ffmpeg.clone(),
         })
-    } else if let Some(runner) = cluster {
+    } else if let Some(runner) = cluster.clone() {
         Arc::new(WarmRenderer::<dyn crate::python::RunScript> { runner })
     } else if backend == Backend::Warm {
         Arc::new(WarmRenderer {
@@ -536,5 +565,6 @@ pub fn services(project: &Project) -> Result<Services, Error> {
         can_split: !fake && local,
         warm_renders: !fake && local && backend == Backend::Warm,
         remote,
+        cluster: cluster.filter(|_| !fake),
     })
 }
