@@ -120,6 +120,9 @@ pub struct Remote {
     poisoned: Mutex<HashSet<String>>,
     limit: Arc<tokio::sync::Semaphore>,
     uploads: Mutex<Vec<JoinHandle<()>>>,
+    /// Whether the uploads an earlier run left pending were queued: once,
+    /// so `watch`'s later builds do not queue the ones in flight again.
+    resumed: std::sync::atomic::AtomicBool,
 }
 
 impl Remote {
@@ -144,6 +147,7 @@ impl Remote {
             poisoned: Mutex::new(HashSet::new()),
             limit: Arc::new(tokio::sync::Semaphore::new(UPLOADS)),
             uploads: Mutex::new(Vec::new()),
+            resumed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -284,17 +288,21 @@ impl Remote {
             }
             let file = tmp.path().join(format!("{hash}.{ext}"));
             std::fs::write(&file, &bytes).map_err(|e| format!("{}: {e}", file.display()))?;
-            files.push(file);
+            files.push((ext, file));
         }
-        let extras = Extras {
-            sound: entry.sound.as_ref().map(|_| files[1].as_path()),
-            subtitles: entry
-                .subtitles
-                .as_ref()
-                .map(|_| files[files.len() - 1].as_path()),
+        let file = |kind: &str| {
+            files
+                .iter()
+                .find(|(ext, _)| *ext == kind)
+                .map(|(_, f)| f.as_path())
         };
+        let extras = Extras {
+            sound: file("wav"),
+            subtitles: file("srt"),
+        };
+        let video = file("mp4").ok_or("it has no video")?;
         local
-            .put(entry.clone(), &files[0], extras)
+            .put(entry.clone(), video, extras)
             .map(Some)
             .map_err(|e| format!("cannot store it locally: {e}"))
     }
@@ -395,8 +403,11 @@ impl Remote {
         }
     }
 
-    /// Queues the uploads an earlier run left pending.
+    /// Queues the uploads an earlier run left pending (the first call only).
     pub fn resume(self: &Arc<Self>, local: &LocalStore) {
+        if self.resumed.swap(true, Ordering::Relaxed) {
+            return;
+        }
         let Ok(rd) = std::fs::read_dir(self.dir.join("pending")) else {
             return;
         };

@@ -82,26 +82,23 @@ pub fn store(url: &str) -> Result<Arc<dyn ObjectStore>, String> {
             for (k, v) in timeouts {
                 b = b.with_config(AzureConfigKey::Client(k), v);
             }
-            let store = Arc::new(b.build().map_err(|e| e.to_string())?);
-            // Azure's URL forms carry the container in different places; the
-            // builder takes it from the URL, the prefix is what follows.
-            return Ok(with_prefix(store, azure_prefix(&parsed)));
+            // Azure's URL forms carry the container in different places
+            // (`az://container/…`, `abfs://container@account…/…`): the
+            // builder takes it from the whole URL; the path is the prefix.
+            Arc::new(b.build().map_err(|e| e.to_string())?)
         }
         "http" | "https" => {
             // At the server's root, with the path as a prefix: an HTTP store
             // whose URL has a path lists keys with that path in front.
-            let options = ClientOptions::new()
-                .with_allow_http(true)
-                .with_connect_timeout(Duration::from_secs(2))
-                .with_timeout(Duration::from_secs(120));
-            Arc::new(
-                HttpBuilder::new()
-                    .with_url(base(parsed.scheme())?)
-                    .with_client_options(options)
-                    .with_retry(retry())
-                    .build()
-                    .map_err(|e| e.to_string())?,
-            )
+            // `with_client_options` replaces every client option: first.
+            let mut b = HttpBuilder::new()
+                .with_client_options(ClientOptions::new().with_allow_http(true))
+                .with_url(base(parsed.scheme())?)
+                .with_retry(retry());
+            for (k, v) in timeouts {
+                b = b.with_config(k, v);
+            }
+            Arc::new(b.build().map_err(|e| e.to_string())?)
         }
         other => return Err(format!("unsupported scheme `{other}:`")),
     };
@@ -114,12 +111,6 @@ fn with_prefix(store: Arc<dyn ObjectStore>, prefix: String) -> Arc<dyn ObjectSto
     } else {
         Arc::new(PrefixStore::new(store, prefix.as_str()))
     }
-}
-
-/// `az://container/prefix`: the path is the prefix. Other Azure forms
-/// (`abfs://container@account.dfs.core.windows.net/prefix`) likewise.
-fn azure_prefix(url: &url::Url) -> String {
-    url.path().trim_matches('/').to_string()
 }
 
 /// What the AWS CLI's files say (`~/.aws/credentials` and `~/.aws/config`,
