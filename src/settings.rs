@@ -35,12 +35,13 @@ pub struct RenderSettings {
     pub height: u32,
     pub fps: u32,
     pub manim_args: Vec<String>,
-    /// The video encoder's threading, which changes the bitstream and the
-    /// decoded pixels (libx264 cuts one slice per thread, and by default
-    /// takes as many threads as the machine has CPUs): `threads=N` when
-    /// parender pins it (`--encoder-option`, Manim 0.22 and later), else
-    /// `auto on N CPUs`. In the key, so renders are shared only between
-    /// machines whose renders are identical.
+    /// The video encoder's threading when nothing fixes it, which changes
+    /// the bitstream and the decoded pixels (libx264 cuts one slice per
+    /// thread, and by default takes as many threads as the machine has
+    /// CPUs): `auto on N CPUs`. Empty when `manim_args` fix the threads
+    /// (parender's pin, see [`RenderSettings::pin_encoder`], or the user's
+    /// own `--encoder-option threads=N`). In the key either way, so renders
+    /// are shared only between machines whose renders are identical.
     #[serde(default)]
     pub encoder: String,
 }
@@ -68,29 +69,34 @@ impl RenderSettings {
         }
     }
 
-    /// Fixes the encoder's threading for renders by `manim_version`: pinned
-    /// to [`ENCODER_THREADS`] where Manim takes `--encoder-option` (0.22 and
-    /// later) and the user set no threads of their own, else recorded with
-    /// this machine's CPU count.
+    /// Fixes the encoder's threading for renders by `manim_version`: where
+    /// the user set no threads of their own, `--encoder-option threads=N`
+    /// ([`ENCODER_THREADS`]) joins `manim_args` when Manim takes it (0.22 and
+    /// later); else this machine's CPU count is recorded in `encoder`.
     pub fn pin_encoder(&mut self, manim_version: &str) {
+        self.encoder.clear();
         let user = self
             .manim_args
             .windows(2)
-            .find(|w| w[0] == "--encoder-option" && w[1].starts_with("threads="));
+            .any(|w| w[0] == "--encoder-option" && w[1].starts_with("threads="));
+        if user {
+            return;
+        }
         let threads = std::env::var("PARENDER_ENCODER_THREADS").ok();
         let pinned = match threads.as_deref() {
             Some("auto") => None,
             Some(n) => n.parse::<u32>().ok().filter(|n| *n > 0),
             None => Some(ENCODER_THREADS),
         };
-        self.encoder = match (user, pinned) {
-            (Some(w), _) => format!("{} (manim_args)", w[1]),
-            (None, Some(n)) if takes_encoder_options(manim_version) => format!("threads={n}"),
-            (None, _) => format!(
-                "auto on {} CPUs",
-                std::thread::available_parallelism().map_or(1, |n| n.get())
-            ),
-        };
+        match pinned {
+            Some(n) if takes_encoder_options(manim_version) => self
+                .manim_args
+                .extend(["--encoder-option".to_string(), format!("threads={n}")]),
+            _ => {
+                let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+                self.encoder = format!("auto on {cpus} CPUs");
+            }
+        }
     }
 
     /// Arguments for `manim render` that select this quality and frame rate.
@@ -101,10 +107,6 @@ impl RenderSettings {
             v.push(self.fps.to_string());
         }
         v.extend(self.manim_args.iter().cloned());
-        if self.encoder.starts_with("threads=") && !self.encoder.ends_with("(manim_args)") {
-            v.push("--encoder-option".into());
-            v.push(self.encoder.clone());
-        }
         v
     }
 
@@ -201,19 +203,26 @@ mod tests {
 
     #[test]
     fn the_encoders_threads_are_pinned_where_manim_can() {
-        let mut s = RenderSettings::preset(Quality::Low);
-        s.pin_encoder("0.22.0");
-        assert_eq!(s.encoder, "threads=2");
+        let pinned = |version: &str, manim_args: &[&str]| {
+            let mut s = RenderSettings::preset(Quality::Low);
+            s.manim_args = manim_args.iter().map(|a| a.to_string()).collect();
+            s.pin_encoder(version);
+            s
+        };
+        let s = pinned("0.22.0", &[]);
+        assert_eq!(s.encoder, "");
         assert_eq!(
             s.manim_flags(),
             vec!["-ql", "--encoder-option", "threads=2"]
         );
-        s.pin_encoder("0.21.0");
+        let mut again = s.clone();
+        again.pin_encoder("0.22.0");
+        assert_eq!(again, s, "pinning twice pins once");
+        let s = pinned("0.21.0", &[]);
         assert!(s.encoder.starts_with("auto on "), "{}", s.encoder);
         assert_eq!(s.manim_flags(), vec!["-ql"]);
-        s.manim_args = vec!["--encoder-option".into(), "threads=1".into()];
-        s.pin_encoder("0.22.0");
-        assert_eq!(s.encoder, "threads=1 (manim_args)");
+        let s = pinned("0.22.0", &["--encoder-option", "threads=1"]);
+        assert_eq!(s.encoder, "");
         assert_eq!(
             s.manim_flags(),
             vec!["-ql", "--encoder-option", "threads=1"]
