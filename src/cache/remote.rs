@@ -140,7 +140,7 @@ impl Remote {
         Remote {
             url: url.to_string(),
             store,
-            dir: cache_dir.join("remote"),
+            dir: remote_dir(cache_dir),
             down: Mutex::new(None),
             warnings: Mutex::new(Vec::new()),
             counters: Counters::default(),
@@ -448,7 +448,7 @@ impl Remote {
     pub fn save_stats(&self) -> RemoteStats {
         let run = self.counters.take();
         let path = self.dir.join("stats.json");
-        let mut all = load_stats(&self.dir);
+        let mut all = read_stats(&self.dir);
         all.hits += run.hits;
         all.misses += run.misses;
         all.rejected += run.rejected;
@@ -498,7 +498,16 @@ impl Remote {
 }
 
 /// The counters in `<cache>/remote/stats.json` (zero when there are none).
-pub fn load_stats(remote_dir: &Path) -> RemoteStats {
+pub fn load_stats(cache_dir: &Path) -> RemoteStats {
+    read_stats(&remote_dir(cache_dir))
+}
+
+/// Where the remote's local state lives in the cache folder.
+fn remote_dir(cache_dir: &Path) -> PathBuf {
+    cache_dir.join("remote")
+}
+
+fn read_stats(remote_dir: &Path) -> RemoteStats {
     std::fs::read(remote_dir.join("stats.json"))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())

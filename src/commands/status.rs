@@ -161,7 +161,7 @@ pub fn cache(command: CacheCommand, project: Option<&Path>) -> Result<(), Error>
                 say!("hit rate:   no builds yet");
             }
             if let Some(url) = &project.config.cache.remote {
-                let r = crate::cache::remote::load_stats(&state.join("cache").join("remote"));
+                let r = crate::cache::remote::load_stats(&state.join("cache"));
                 say!("remote:     {url}");
                 say!(
                     "  lookups:  {} hits, {} misses, {} rejected (failed their hash check)",

@@ -62,7 +62,7 @@ async fn one_machines_render_is_anothers_hit() {
     assert!(up.bytes_up > 0);
     let down = b.remote.save_stats();
     assert_eq!((down.hits, down.misses), (1, 1));
-    assert_eq!(load_stats(&b.remote.dir).hits, 1);
+    assert_eq!(load_stats(b.local.dir()).hits, 1);
 }
 
 #[tokio::test]
