@@ -214,7 +214,7 @@ impl Ffmpeg {
         // Its own process group, dying with parender (kill -9 included); a
         // cancelled build drops this future, which kills the whole group.
         let mut cmd = Command::new(prog);
-        cmd.args(args);
+        cmd.args(args).envs(crate::procs::allocator_env());
         let out = crate::procs::output(cmd).await.map_err(|e| Error::Media {
             tool,
             what: what.display().to_string(),
@@ -382,8 +382,36 @@ impl Ffmpeg {
 
     /// The decoded last frame of `video`, as raw yuv420p.
     pub async fn last_frame(&self, video: &Path, info: &VideoInfo) -> Result<Vec<u8>, Error> {
-        // Decode only the end: seek to a second before it (clamped to 0 for
-        // short videos), keep the last whole frame.
+        let n = info.frame_bytes();
+        // Decoding starts at the keyframe before the seek point either way;
+        // only the last frame is written out (a 1080p tail of 1.5 s piped
+        // whole was 280 MB and half a second).
+        if info.frames >= 2 && info.fps_num > 0 {
+            let at = (info.frames as f64 - 1.5) * info.fps_den as f64 / info.fps_num as f64;
+            let at = format!("{at:.6}");
+            let args = args![
+                "-nostdin",
+                "-v",
+                "error",
+                "-ss",
+                at,
+                "-i",
+                video,
+                "-frames:v",
+                "1",
+                "-f",
+                "rawvideo",
+                "-pix_fmt",
+                "yuv420p",
+                "pipe:1",
+            ];
+            let out = self.run("ffmpeg", &args, video).await?;
+            if out.len() == n {
+                return Ok(out);
+            }
+        }
+        // Timestamps off the frame grid: decode the last second and a half
+        // (all of a short video) and keep its last whole frame.
         let seek = if info.seconds() > 1.5 { "-1.5" } else { "0" };
         let mut args = args!["-nostdin", "-v", "error"].to_vec();
         if seek != "0" {
@@ -393,7 +421,6 @@ impl Ffmpeg {
             "-i", video, "-f", "rawvideo", "-pix_fmt", "yuv420p", "pipe:1",
         ]);
         let out = self.run("ffmpeg", &args, video).await?;
-        let n = info.frame_bytes();
         if out.len() < n {
             return Err(Error::Media {
                 tool: "ffmpeg",
@@ -597,6 +624,8 @@ pub mod testing {
 
 #[cfg(test)]
 mod tests {
+    use std::ffi::OsStr;
+
     use super::*;
 
     fn info(fps: u64) -> VideoInfo {
@@ -620,6 +649,61 @@ mod tests {
         };
         assert_eq!(ntsc.sample_at_frame(30), 48_048);
         assert_eq!(i.frame_bytes(), 854 * 480 * 3 / 2);
+    }
+
+    /// Every frame of `video` decoded, as yuv420p.
+    fn all_frames(video: &Path) -> Vec<u8> {
+        let v = video.as_os_str();
+        testing::ffmpeg(
+            [OsStr::new("-i"), v, "-f".as_ref(), "rawvideo".as_ref()]
+                .into_iter()
+                .chain(["-pix_fmt", "yuv420p", "pipe:1"].map(OsStr::new)),
+        )
+    }
+
+    #[tokio::test]
+    async fn the_last_frame_is_the_last_decoded_one() {
+        let t = tempfile::tempdir().unwrap();
+        let ff = testing::on_path();
+        // Every frame differs (brightness steps with the frame number); time
+        // base 1/15360 as Manim's.
+        for (name, frames, fps) in [
+            ("a.mp4", 47u64, 15u64),
+            ("b.mp4", 131, 60),
+            ("c.mp4", 1, 30),
+        ] {
+            let video = t.path().join(name);
+            let src = format!(
+                "color=black:size=64x48:rate={fps},format=yuv420p,geq=lum='mod(N*3+X,256)':cb=128:cr=128"
+            );
+            testing::ffmpeg(
+                [
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    &src,
+                    "-frames:v",
+                    &frames.to_string(),
+                    "-c:v",
+                    "libx264",
+                    "-pix_fmt",
+                    "yuv420p",
+                    "-video_track_timescale",
+                    "15360",
+                ]
+                .map(OsStr::new)
+                .into_iter()
+                .chain([video.as_os_str()]),
+            );
+            let info = ff.probe_video(&video).await.unwrap();
+            assert_eq!(info.frames, frames);
+            let all = all_frames(&video);
+            let n = info.frame_bytes();
+            assert_eq!(all.len(), n * frames as usize);
+            let last = ff.last_frame(&video, &info).await.unwrap();
+            assert!(last == all[all.len() - n..], "{name}: not the last frame");
+            assert!(frames == 1 || last != all[all.len() - 2 * n..all.len() - n]);
+        }
     }
 
     #[test]
