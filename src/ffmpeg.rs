@@ -380,6 +380,42 @@ impl Ffmpeg {
         Ok(len / BYTES_PER_SAMPLE)
     }
 
+    /// Decodes any audio file straight to FLAC of 48 kHz stereo s16 (the
+    /// samples [`Ffmpeg::decode_audio`] gives, in one ffmpeg run instead of a
+    /// decode and an encode); returns the number of sample frames, read from
+    /// the FLAC's stream header.
+    pub async fn decode_audio_flac(&self, audio: &Path, flac: &Path) -> Result<u64, Error> {
+        let opts = [
+            "-vn",
+            "-ac",
+            "2",
+            "-ar",
+            "48000",
+            "-sample_fmt",
+            "s16",
+            "-c:a",
+            "flac",
+            "-f",
+            "flac",
+        ];
+        self.convert(audio, &opts, flac).await?;
+        let bad = |message: String| Error::Media {
+            tool: "flac",
+            what: flac.display().to_string(),
+            message,
+        };
+        let reader = claxon::FlacReader::open(flac).map_err(|e| bad(e.to_string()))?;
+        let info = reader.streaminfo();
+        if info.sample_rate as u64 != SAMPLE_RATE || info.channels as u64 != CHANNELS {
+            return Err(bad(format!(
+                "ffmpeg wrote {} Hz with {} channels",
+                info.sample_rate, info.channels
+            )));
+        }
+        info.samples
+            .ok_or_else(|| bad("its length is not in its header".into()))
+    }
+
     /// The decoded last frame of `video`, as raw yuv420p.
     pub async fn last_frame(&self, video: &Path, info: &VideoInfo) -> Result<Vec<u8>, Error> {
         let n = info.frame_bytes();

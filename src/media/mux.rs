@@ -135,17 +135,20 @@ pub async fn decode_ahead(
         return Ok(None);
     };
     let dir = crate::fsutil::locked_tempdir(parent, ".tmp-")?;
-    let pcm = dir.path().join("narration.pcm");
+    let flac = dir.path().join(AUDIO);
     let mut problems = Vec::new();
-    let n = decode_or_leave_out(ff, audio, &pcm, AudioSource::Narration, &mut problems).await?;
-    let samples = match n {
-        Some(n) if n > 0 => {
-            encode_flac(ff, &pcm, &dir.path().join(AUDIO)).await?;
-            Some(n)
-        }
-        _ => None,
-    };
-    let _ = std::fs::remove_file(&pcm);
+    let n = decode_or_leave_out(
+        ff,
+        audio,
+        (&flac, Decoded::Flac),
+        AudioSource::Narration,
+        &mut problems,
+    )
+    .await?;
+    let samples = n.filter(|n| *n > 0);
+    if samples.is_none() {
+        let _ = std::fs::remove_file(&flac);
+    }
     Ok(Some(Ahead {
         hash,
         dir,
@@ -347,6 +350,9 @@ async fn segment_audio(
             problems: a.problems.clone(),
         });
     }
+    if input.sound.is_none() {
+        return narration_only(ff, input.audio, work).await;
+    }
     let mixed = decode_and_mix(ff, input, work).await?;
     let flac = match mixed.pcm {
         Some((pcm, n)) if n > 0 => {
@@ -365,6 +371,36 @@ async fn segment_audio(
         flac,
         clipped: mixed.clipped,
         problems: mixed.problems,
+    })
+}
+
+/// A segment whose render has no sound: the narration, if any, decoded
+/// straight to `work/audio.flac`.
+async fn narration_only(
+    ff: &Ffmpeg,
+    audio: Option<&Path>,
+    work: &Path,
+) -> Result<SegmentAudio, Error> {
+    let mut problems = Vec::new();
+    let flac = work.join(AUDIO);
+    let n = match audio {
+        Some(a) => {
+            let to = (flac.as_path(), Decoded::Flac);
+            decode_or_leave_out(ff, a, to, AudioSource::Narration, &mut problems).await?
+        }
+        None => None,
+    };
+    let flac = match n {
+        Some(n) if n > 0 => Some((flac, n)),
+        _ => {
+            let _ = std::fs::remove_file(&flac);
+            None
+        }
+    };
+    Ok(SegmentAudio {
+        flac,
+        clipped: 0,
+        problems,
     })
 }
 
@@ -408,17 +444,29 @@ fn without_path(message: &str, path: &Path) -> String {
         .join("; ")
 }
 
-/// Decodes `file` to PCM at `pcm`. A file that is empty or not audio is a
-/// [`Problem`] (returns `None`); any other failure (ffmpeg missing, the disk
-/// full) is an error, so it is never cached as silence.
+/// What [`decode_or_leave_out`] writes: raw PCM to mix, or FLAC to keep.
+#[derive(Clone, Copy)]
+enum Decoded {
+    Pcm,
+    Flac,
+}
+
+/// Decodes `file` to `out` as `kind` (48 kHz stereo s16 either way); its
+/// length in samples. A file that is empty or not audio is a [`Problem`]
+/// (returns `None`); any other failure (ffmpeg missing, the disk full) is
+/// an error, so it is never cached as silence.
 async fn decode_or_leave_out(
     ff: &Ffmpeg,
     file: &Path,
-    pcm: &Path,
+    (out, kind): (&Path, Decoded),
     source: AudioSource,
     problems: &mut Vec<Problem>,
 ) -> Result<Option<u64>, Error> {
-    let error = match ff.decode_audio(file, pcm).await {
+    let decoded = match kind {
+        Decoded::Pcm => ff.decode_audio(file, out).await,
+        Decoded::Flac => ff.decode_audio_flac(file, out).await,
+    };
+    let error = match decoded {
         Ok(n) => return Ok(Some(n)),
         Err(e) => e,
     };
@@ -439,7 +487,7 @@ async fn decode_or_leave_out(
         },
         Err(e) => format!("cannot be read ({e})"),
     };
-    let _ = std::fs::remove_file(pcm);
+    let _ = std::fs::remove_file(out);
     problems.push(Problem { source, message });
     Ok(None)
 }
@@ -454,13 +502,28 @@ async fn decode_and_mix(ff: &Ffmpeg, input: &MuxInput<'_>, work: &Path) -> Resul
     let mut problems = Vec::new();
     let n = match input.audio {
         Some(a) => {
-            decode_or_leave_out(ff, a, &narration, AudioSource::Narration, &mut problems).await?
+            decode_or_leave_out(
+                ff,
+                a,
+                (&narration, Decoded::Pcm),
+                AudioSource::Narration,
+                &mut problems,
+            )
+            .await?
         }
         None => None,
     };
     let s = match input.sound {
         Some((wav, _)) => {
-            match decode_or_leave_out(ff, wav, &sound, AudioSource::Sound, &mut problems).await? {
+            match decode_or_leave_out(
+                ff,
+                wav,
+                (&sound, Decoded::Pcm),
+                AudioSource::Sound,
+                &mut problems,
+            )
+            .await?
+            {
                 Some(_) => Some(trim_silent_tail(&sound)?),
                 None => None,
             }
