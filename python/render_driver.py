@@ -80,6 +80,56 @@ def install_hooks():
 
     CairoRenderer.play = play
     quote_concat_manifest()
+    report_movie()
+
+
+def probe(path):
+    """What parender would otherwise ask ffprobe about the finished movie
+    (an ffprobe start costs more than a small render's encode), read with the
+    PyAV that Manim wrote it with: codec, size, rates, packets, audio."""
+    import av
+
+    with av.open(str(path)) as container:
+        video = next(s for s in container.streams if s.type == "video")
+        audio = any(s.type == "audio" for s in container.streams)
+        # Every packet ffprobe would count; demux ends with an empty flush
+        # packet that has no timestamp.
+        frames = sum(1 for p in container.demux(video) if p.size or p.dts is not None)
+        ctx = video.codec_context
+        rate, base = video.base_rate, video.time_base
+        return {
+            "codec": ctx.name,
+            "profile": ctx.profile,
+            "pix_fmt": ctx.pix_fmt,
+            "width": ctx.width,
+            "height": ctx.height,
+            "fps_num": rate.numerator,
+            "fps_den": rate.denominator,
+            "tb_num": base.numerator,
+            "tb_den": base.denominator,
+            "frames": frames,
+            "audio": audio,
+        }
+
+
+def report_movie():
+    """After Manim has written the movie (sound included), its path and
+    `probe`; nothing when anything about that fails (parender then runs
+    ffprobe)."""
+    from manim.scene.scene_file_writer import SceneFileWriter
+
+    original = SceneFileWriter.combine_to_movie
+
+    def combine_to_movie(self, *args, **kwargs):
+        result = original(self, *args, **kwargs)
+        try:
+            path = os.path.realpath(str(self.movie_file_path))
+            emit({"event": "movie", "path": path, "info": probe(path)})
+        except Exception:  # noqa: BLE001
+            pass
+        return result
+
+    SceneFileWriter.combine_to_movie = combine_to_movie
 
 
 def quote_concat_manifest():

@@ -101,6 +101,19 @@ fn video_info(path: &Path, s: Stream) -> Result<VideoInfo, Error> {
 }
 
 impl VideoInfo {
+    /// Whether it describes a video at all: frames, a frame rate, a time
+    /// base and a size (a reader that failed gives zeros).
+    pub fn is_sane(&self) -> bool {
+        self.frames > 0
+            && self.fps_num > 0
+            && self.fps_den > 0
+            && self.tb_num > 0
+            && self.tb_den > 0
+            && self.width > 0
+            && self.height > 0
+            && !self.codec.is_empty()
+    }
+
     /// Frames per second.
     pub fn fps(&self) -> f64 {
         self.fps_num as f64 / self.fps_den.max(1) as f64

@@ -106,6 +106,60 @@ async fn warm_render_equals_cli_render_frame_for_frame() {
     assert_eq!(frames(&ok(shared).video), by_cli);
 }
 
+const SOUNDED: &str = r#"from manim import *
+
+
+class Sounded(Scene):
+    def construct(self):
+        self.add_sound("beep.wav")
+        self.play(FadeIn(Circle()), run_time=0.5)
+"#;
+
+/// The driver reads the finished movie back with PyAV so that no ffprobe
+/// has to start per render: what it reports must be what ffprobe reads,
+/// for a silent scene and one with sound, warm and through the CLI.
+#[tokio::test]
+async fn the_render_reports_the_format_ffprobe_reads() {
+    let p = TestProject::new("");
+    p.write("scenes/mixed.py", MIXED);
+    p.write("scenes/sounded.py", SOUNDED);
+    let beep = p.path().join("beep.wav");
+    run_tool(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=f=440:d=0.8",
+            beep.to_str().unwrap(),
+        ],
+    );
+    let warm = WarmRenderer {
+        runner: pool(&p, 1).await,
+    };
+    let ff = parender::ffmpeg::Ffmpeg {
+        ffmpeg: "ffmpeg".into(),
+        ffprobe: "ffprobe".into(),
+    };
+    for (file, class, sound) in [
+        ("scenes/mixed.py", "Mixed", false),
+        ("scenes/sounded.py", "Sounded", true),
+    ] {
+        for (name, r) in [("warm", &warm as &dyn Renderer), ("cli", &cli())] {
+            let j = job(&p, file, class, &format!("{class}-{name}"), LONG);
+            let out = ok(render(r, &j).await);
+            let probed = out
+                .probed
+                .unwrap_or_else(|| panic!("{class} ({name}): nothing probed"));
+            let by_ffprobe = ff.probe_render(&out.video).await.unwrap();
+            assert_eq!(probed, by_ffprobe, "{class} ({name})");
+            assert_eq!(probed.1, sound, "{class} ({name}): sound");
+        }
+    }
+}
+
 const GOOD: &str = "from manim import *\n\n\nclass Good(Scene):\n    def construct(self):\n        self.play(FadeIn(Square()), run_time=0.4)\n";
 
 /// A scene `Bad` whose `construct` runs `body` after one animation, and

@@ -10,12 +10,13 @@
 //! arguments, environment and the judgement of the outcome are the same.
 use std::ffi::OsString;
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::{Progress, RenderFailure, RenderJob, Rendered, find_output, manim_args, scene_seed};
+use crate::ffmpeg::VideoInfo;
 use crate::procs::{self, Finished, Outcome};
 use crate::python::PythonRun;
 use crate::scene::SceneError;
@@ -162,7 +163,13 @@ fn judge(job: &RenderJob, report: &Path, finished: Finished) -> Result<Rendered,
     }
     let scene = &job.scene;
     match find_output(&job.media_dir, &scene.file, &scene.class, &job.settings) {
-        Some(video) => Ok(Rendered::with_siblings(video, log_tail)),
+        Some(video) => {
+            let probed = reported_movie(report, &video);
+            Ok(Rendered {
+                probed,
+                ..Rendered::with_siblings(video, log_tail)
+            })
+        }
         None => Err(failed(
             format!(
                 "Manim finished but wrote no video for {} (does `construct` play anything?)",
@@ -194,9 +201,35 @@ fn reported_error(report: &Path) -> Option<(SceneError, String)> {
     })
 }
 
+/// The format the driver read back from `video` (see [`Rendered::probed`]),
+/// if it reported one for that very file and it makes sense.
+fn reported_movie(report: &Path, video: &Path) -> Option<(VideoInfo, bool)> {
+    let real = std::fs::canonicalize(video).ok()?;
+    let (events, _) = read_events(report, 0);
+    events.into_iter().rev().find_map(|e| match e {
+        DriverEvent::Movie { path, info } if path == real && info.video.is_sane() => {
+            Some((info.video, info.audio))
+        }
+        _ => None,
+    })
+}
+
+/// A movie's format as the driver reports it: [`VideoInfo`]'s fields and
+/// whether there is an audio stream.
+#[derive(Debug, Deserialize)]
+struct Probed {
+    #[serde(flatten)]
+    video: VideoInfo,
+    audio: bool,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(tag = "event", rename_all = "lowercase")]
 enum DriverEvent {
+    Movie {
+        path: PathBuf,
+        info: Probed,
+    },
     Started {},
     Animation {
         index: u32,

@@ -95,6 +95,7 @@ impl FakeRenderer {
             sound: None,
             subtitles: None,
             log_tail: format!("fake render of {}", job.key),
+            probed: None,
         })
     }
 }

@@ -43,6 +43,10 @@ pub struct Rendered {
     /// `<Class>.srt` beside the video, for `add_subcaption`.
     pub subtitles: Option<PathBuf>,
     pub log_tail: String,
+    /// The video's format and whether it has sound, as the render itself
+    /// read them back (the driver does, with PyAV), so no ffprobe has to
+    /// start; `None` when the renderer did not.
+    pub probed: Option<(crate::ffmpeg::VideoInfo, bool)>,
 }
 
 impl Rendered {
@@ -54,6 +58,7 @@ impl Rendered {
             subtitles: sibling("srt"),
             video,
             log_tail,
+            probed: None,
         }
     }
 }

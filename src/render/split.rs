@@ -443,6 +443,7 @@ async fn join_pieces(
             sound: None,
             subtitles: None,
             log_tail,
+            probed: None,
         }),
         Err(e) => Err(failed(
             format!("cannot join the split render: {e}"),

@@ -240,7 +240,10 @@ impl RenderTask {
     /// stay Manim's), the scene's own sound and its subtitles.
     async fn store_render(&self, out: Rendered, secs: f64) -> Result<Entry, Error> {
         let ff = &self.ffmpeg;
-        let (info, has_audio) = ff.probe_render(&out.video).await?;
+        let (info, has_audio) = match out.probed.clone() {
+            Some(p) => p,
+            None => ff.probe_render(&out.video).await?,
+        };
         let work = tempfile::Builder::new()
             .prefix(".store-")
             .tempdir_in(&self.job.media_dir)
