@@ -583,7 +583,8 @@ async fn encode_flac(ff: &Ffmpeg, pcm: &Path, flac: &Path) -> Result<(), Error> 
 }
 
 /// Encodes `hold` frames of the video's last frame to `tail`, checked to
-/// join the video by stream copy.
+/// join the video by stream copy: in one ffmpeg run, else (a video whose
+/// timestamps are off its frame grid) from the last frame decoded apart.
 async fn encode_hold(
     ff: &Ffmpeg,
     input: &MuxInput<'_>,
@@ -592,11 +593,30 @@ async fn encode_hold(
     tail: &Path,
 ) -> Result<(), Error> {
     let info = input.info;
+    if ff
+        .encode_hold_of(input.video, info, hold, tail)
+        .await
+        .is_ok()
+        && check_hold(ff, input, hold, tail).await.is_ok()
+    {
+        return Ok(());
+    }
     let last = ff.last_frame(input.video, info).await?;
     let raw = work.join("last.yuv");
     std::fs::write(&raw, &last).map_err(|e| Error::io(&raw, e))?;
     ff.encode_hold(&raw, info, hold, tail).await?;
     let _ = std::fs::remove_file(&raw);
+    check_hold(ff, input, hold, tail).await
+}
+
+/// Whether the held tail has `hold` frames in the scene's format.
+async fn check_hold(
+    ff: &Ffmpeg,
+    input: &MuxInput<'_>,
+    hold: u64,
+    tail: &Path,
+) -> Result<(), Error> {
+    let info = input.info;
     let got = ff.probe_video(tail).await?;
     if got.frames != hold || got.format() != info.format() {
         return Err(Error::Incompatible(format!(
