@@ -243,7 +243,7 @@ impl Ffmpeg {
         // Its own process group, dying with parender (kill -9 included); a
         // cancelled build drops this future, which kills the whole group.
         let mut cmd = Command::new(prog);
-        cmd.args(args).envs(crate::procs::allocator_env());
+        cmd.args(args);
         let out = crate::procs::output(cmd).await.map_err(|e| Error::Media {
             tool,
             what: what.display().to_string(),

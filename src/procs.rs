@@ -50,7 +50,6 @@
 //! process group, dying with parender, and with the whole group killed when
 //! the caller stops waiting (a cancelled build drops the future). [`contain`]
 //! and [`GroupGuard`] do the same for a command whose output is streamed.
-
 use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::{ExitStatus, Output, Stdio};
@@ -61,31 +60,6 @@ use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-/// glibc's allocator, set for a process that allocates a frame (8 MB at
-/// 1080p) per frame drawn or encoded: blocks up to 32 MiB come from the heap
-/// instead of a fresh `mmap` each, and freed memory is kept for the next
-/// frame instead of being handed back and faulted in again. The output is
-/// byte-identical; a 1080p60 Manim render spends a third of the system time
-/// and 10–25% less CPU in all, a held tail's encode 25% less wall time
-/// (measured on the example's scenes). Read when a process starts.
-const MALLOC_ENV: &[(&str, &str)] = &[
-    ("MALLOC_MMAP_THRESHOLD_", "33554432"),
-    ("MALLOC_TRIM_THRESHOLD_", "1073741824"),
-    ("MALLOC_TOP_PAD_", "67108864"),
-];
-
-/// [`MALLOC_ENV`] for a render or encoder's environment, unless the user
-/// tunes glibc's allocator already (any of its variables, or
-/// `GLIBC_TUNABLES`): then nothing.
-pub fn allocator_env() -> impl Iterator<Item = (&'static str, &'static str)> {
-    let own = std::env::var_os("GLIBC_TUNABLES").is_some()
-        || MALLOC_ENV
-            .iter()
-            .any(|(k, _)| std::env::var_os(k).is_some());
-    let malloc = if own { &[][..] } else { MALLOC_ENV };
-    malloc.iter().copied()
-}
 
 /// At most this much of a child's stdout and stderr is kept (the end of it).
 const KEEP_BYTES: usize = 256 * 1024;

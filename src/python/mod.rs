@@ -74,12 +74,6 @@ pub const PYTHON_ENV: &[(&str, &str)] = &[
     ("NO_COLOR", "1"),
 ];
 
-/// [`PYTHON_ENV`] and the allocator settings for frame-sized buffers
-/// ([`procs::allocator_env`]).
-pub fn python_env() -> impl Iterator<Item = (&'static str, &'static str)> {
-    PYTHON_ENV.iter().copied().chain(procs::allocator_env())
-}
-
 /// One run of a script as `python -c SCRIPT ARGS...`, in `cwd`, with `env`
 /// added to parender's environment: what both the CLI and the warm path run.
 #[derive(Debug, Clone)]
@@ -99,7 +93,7 @@ impl PythonRun {
             .arg(&self.script)
             .args(&self.args)
             .current_dir(&self.cwd)
-            .envs(python_env())
+            .envs(PYTHON_ENV.iter().copied())
             .envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
     }
