@@ -15,6 +15,8 @@ if sys.path and sys.path[0] in ("", os.getcwd()):
 
 ROOT = os.path.realpath(os.getcwd())
 REPORT = os.environ.get("PARENDER_REPORT")
+# The project's shared LaTeX cache (see `share_tex`), if parender gave one.
+TEX_CACHE = os.environ.get("PARENDER_TEX_CACHE")
 _reported = [False]
 
 
@@ -81,6 +83,59 @@ def install_hooks():
     CairoRenderer.play = play
     quote_concat_manifest()
     report_movie()
+    if TEX_CACHE:
+        share_tex(TEX_CACHE)
+
+
+def share_tex(shared):
+    """LaTeX compiled once per project, not once per scene and quality:
+    Manim keeps the SVG of each `Tex`/`MathTex` in the render's own media
+    folder (files written in place, so two renders must not share one).
+    Each SVG compiled here is also published to `shared` under the same
+    name (the hash of the whole .tex file), by copy and atomic rename, and
+    an SVG found there is used instead of compiling: the same file LaTeX
+    would make. Anything failing here leaves Manim's own behaviour."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import manim.mobject.text.tex_mobject as tex_mobject
+    import manim.utils.tex_file_writing as writing
+
+    original = writing.tex_to_svg_file
+    try:
+        os.makedirs(shared, exist_ok=True)
+    except OSError:
+        return
+
+    def publish(svg, kept):
+        fd, tmp = tempfile.mkstemp(dir=shared, prefix=".tmp-", suffix=".svg")
+        os.close(fd)
+        try:
+            shutil.copyfile(svg, tmp)
+            os.replace(tmp, kept)
+        except OSError:
+            os.unlink(tmp)
+
+    def tex_to_svg_file(expression, environment=None, tex_template=None):
+        if tex_template is None:
+            from manim import config
+
+            tex_template = config["tex_template"]
+        tex_file = writing.generate_tex_file(expression, environment, tex_template)
+        kept = os.path.join(shared, tex_file.with_suffix(".svg").name)
+        if os.path.isfile(kept):
+            return Path(kept)
+        svg = original(expression, environment, tex_template)
+        try:
+            publish(svg, kept)
+        except OSError:
+            pass
+        return svg
+
+    writing.tex_to_svg_file = tex_to_svg_file
+    if getattr(tex_mobject, "tex_to_svg_file", None) is original:
+        tex_mobject.tex_to_svg_file = tex_to_svg_file
 
 
 def probe(path):
@@ -469,6 +524,8 @@ def hook_open(a):
         if "site-packages" in parts or "dist-packages" in parts or path.endswith(".py"):
             return True
         roots = prefixes | {media_root()}
+        if TEX_CACHE:
+            roots = roots | {os.path.realpath(TEX_CACHE)}
         return any(path == r or path.startswith(r + os.sep) for r in roots)
 
     def hooked_open(file, mode="r", *args, **kwargs):

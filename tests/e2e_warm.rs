@@ -106,26 +106,6 @@ async fn warm_render_equals_cli_render_frame_for_frame() {
     assert_eq!(frames(&ok(shared).video), by_cli);
 }
 
-/// Renders run with glibc's allocator set for frame-sized buffers
-/// (`procs::allocator_env`): the pixels must not depend on it. The same
-/// scene with glibc's own mmap threshold and trimming instead gives the
-/// same frames.
-#[tokio::test]
-async fn allocator_settings_do_not_change_the_frames() {
-    let p = TestProject::new("");
-    p.write("scenes/mixed.py", MIXED);
-    let tuned = cli_frames(&job(&p, "scenes/mixed.py", "Mixed", "tuned", LONG)).await;
-    let mut plain = job(&p, "scenes/mixed.py", "Mixed", "plain", LONG);
-    plain.extra_env = [
-        ("MALLOC_MMAP_THRESHOLD_", "131072"),
-        ("MALLOC_TRIM_THRESHOLD_", "131072"),
-        ("MALLOC_TOP_PAD_", "0"),
-    ]
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .to_vec();
-    assert_eq!(cli_frames(&plain).await, tuned);
-}
-
 const SOUNDED: &str = r#"from manim import *
 
 

@@ -196,12 +196,14 @@ impl EarlyMux {
 fn render_task(ctx: &Context<'_>, i: usize, corrupt: Option<&str>) -> RenderTask {
     let p = ctx.p;
     let scene = &p.discovery.scenes[i];
-    let media = ctx
-        .project
-        .state_dir()
-        .join("media")
+    let media_root = ctx.project.state_dir().join("media");
+    let media = media_root
         .join(p.settings.profile.name())
         .join(&blake3::hash(scene.id.0.as_bytes()).to_hex()[..16]);
+    // LaTeX compiled once for the project, whichever scene or quality
+    // needs it (see `share_tex` in python/render_driver.py); a media folder
+    // for `cache gc` like the scenes' own.
+    let tex = media_root.join("shared").join("tex");
     RenderTask {
         job: RenderJob {
             scene: scene.clone(),
@@ -209,7 +211,12 @@ fn render_task(ctx: &Context<'_>, i: usize, corrupt: Option<&str>) -> RenderTask
             project_root: ctx.project.root.clone(),
             media_dir: media,
             key: p.keys[i].clone(),
-            extra_env: Vec::new(),
+            // (Left out for a project path that is not UTF-8.)
+            extra_env: tex
+                .to_str()
+                .map(|t| ("PARENDER_TEX_CACHE".to_string(), t.to_string()))
+                .into_iter()
+                .collect(),
         },
         inputs: p.inputs[i].clone(),
         why: why_stale(p, i, corrupt),
