@@ -17,6 +17,9 @@ ROOT = os.path.realpath(os.getcwd())
 REPORT = os.environ.get("PARENDER_REPORT")
 # The project's shared LaTeX cache (see `share_tex`), if parender gave one.
 TEX_CACHE = os.environ.get("PARENDER_TEX_CACHE")
+# Where parender may ask this render to stop early (see `answer_stop`).
+CONTROL = os.environ.get("PARENDER_CONTROL")
+_answered = [False]
 _reported = [False]
 
 
@@ -77,6 +80,9 @@ def install_hooks():
     original_play = CairoRenderer.play
 
     def play(self, scene, *args, **kwargs):
+        if CONTROL and not _answered[0] and answer_stop(self.num_plays):
+            return original_play(self, scene, *args, **kwargs)
+        report_resume(self)
         emit({"event": "animation", "index": self.num_plays})
         return original_play(self, scene, *args, **kwargs)
 
@@ -136,6 +142,49 @@ def share_tex(shared):
     writing.tex_to_svg_file = tex_to_svg_file
     if getattr(tex_mobject, "tex_to_svg_file", None) is original:
         tex_mobject.tex_to_svg_file = tex_to_svg_file
+
+
+def report_resume(renderer):
+    """In a piece that starts at animation K (`-n K...`): the scene time it
+    reached by skipping animations 0..K-1. Skipped animations add their exact
+    run time, drawn ones whole frames, so parender moves the piece's
+    subcaptions by the difference to where the whole render is at K."""
+    from manim import config
+
+    start = config.from_animation_number or 0
+    if start > 0 and renderer.num_plays == start:
+        emit({"event": "resumed", "at": start, "time": float(renderer.time)})
+
+
+def stop_request():
+    """The animation number parender asked this render to stop before (the
+    control file holds it), if it asked."""
+    try:
+        with open(CONTROL, encoding="utf-8") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def answer_stop(index):
+    """Before animation `index`: when parender asked to stop before animation
+    K (another process renders K on), stop here if this is K, so the movie
+    holds animations 0..K-1 exactly as `-n 0,K-1` would (Manim ends the scene
+    early at the next play, through its own `upto_animation_number`), or
+    decline when this render is already past K. Either answer is final and
+    reported as an event; returns whether it stopped."""
+    k = stop_request()
+    if k is None or index < k:
+        return False
+    _answered[0] = True
+    if index == k and k >= 2:
+        from manim import config
+
+        config.upto_animation_number = k - 1
+        emit({"event": "stopped", "at": k})
+        return True
+    emit({"event": "declined", "at": k})
+    return False
 
 
 def probe(path):
@@ -414,8 +463,9 @@ def hook_plays(a):
 
 
 def hook_scene_calls(a):
-    """Sound, subcaptions and the scene's clock are placed by scene time,
-    which a piece that skips animations counts differently."""
+    """Sound and the scene's clock: Manim drops the sound of skipped
+    animations, and code that reads the clock may act on it. (Subcaptions
+    are kept at their scene time in every piece: not a reason.)"""
     from manim.renderer.cairo_renderer import CairoRenderer
     from manim.scene.scene import Scene
 
@@ -429,7 +479,6 @@ def hook_scene_calls(a):
         setattr(Scene, name, wrapper)
 
     flag("add_sound", "adds sound (add_sound)")
-    flag("add_subcaption", "adds subcaptions (add_subcaption or play(subcaption=...))")
 
     def clock_property(store):
         def get(obj):

@@ -11,6 +11,7 @@ use std::time::Duration;
 use common::TestProject;
 use parender::config::Quality;
 use parender::ffmpeg::Ffmpeg;
+use parender::media::subtitles::parse_srt;
 use parender::render::cli::ManimRenderer;
 use parender::render::split::{self, SceneAnalysis};
 use parender::render::{RenderFailure, RenderJob, Rendered, Renderer};
@@ -358,4 +359,100 @@ fn a_build_splits_its_one_long_render_and_the_video_is_the_same() {
     assert!(!said.contains("Splitting"), "{said}");
     assert_eq!(split.len(), 11 * 30);
     assert_eq!(split, whole);
+}
+
+/// The render driver asked (through its control file) to stop before
+/// animation K: the movie holds animations 0..K-1, the same frames as
+/// `-n 0,K-1`, and the render says where it stopped; asked for a K the
+/// scene never reaches, it renders everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_render_asked_to_stop_before_k_holds_what_came_before() {
+    let p = TestProject::new("");
+    p.write("scenes/ordinary.py", ORDINARY);
+    let file = "scenes/ordinary.py";
+    let control = p.path().join("control");
+    let with_control = |media: &str| {
+        let mut j = job(&p, file, "Ordinary", media, Quality::Low);
+        let var = parender::render::steal::CONTROL_VAR.to_string();
+        j.extra_env.push((var, control.display().to_string()));
+        j
+    };
+    std::fs::write(&control, "3").unwrap();
+    let stopped = whole(&with_control("stopped")).await;
+    assert_eq!(stopped.stopped_at, Some(3));
+    let mut upto = job(&p, file, "Ordinary", "upto", Quality::Low);
+    upto.settings.manim_args.extend(["-n".into(), "0,2".into()]);
+    assert_same_video(&whole(&upto).await.video, &stopped.video);
+    std::fs::write(&control, "100").unwrap();
+    let all = whole(&with_control("all")).await;
+    assert_eq!(all.stopped_at, None);
+    let reference = whole(&job(&p, file, "Ordinary", "whole", Quality::Low)).await;
+    assert_same_video(&reference.video, &all.video);
+}
+
+/// Three scenes of about the same length on two job slots: the third runs
+/// alone at the end, so the slot that frees takes the rest of it; the video
+/// is the one a build with `[render] split = false` makes, frame for frame.
+const THREE: &str = "from manim import *\n\n\ndef steps(scene, color):\n    s = Square(color=color)\n    scene.play(Create(s), run_time=0.6)\n    for k in range(9):\n        scene.add_subcaption(f\"step {k}\", duration=0.4, offset=0.1)\n        scene.play(s.animate.shift(RIGHT * 0.3).rotate(0.3), run_time=0.6)\n\n\nclass A(Scene):\n    def construct(self):\n        steps(self, BLUE)\n\n\nclass B(Scene):\n    def construct(self):\n        steps(self, RED)\n\n\nclass C(Scene):\n    def construct(self):\n        steps(self, GREEN)\n        self.play(FadeOut(Square()), run_time=0.6)\n";
+
+#[test]
+fn a_free_job_slot_takes_the_rest_of_the_last_render_and_the_video_is_the_same() {
+    let build = |extra: &str| {
+        let p = TestProject::new(&format!("jobs = 2\n{extra}"));
+        p.write("scenes/three.py", THREE);
+        let video = p.path().join("talk.mp4");
+        let out = p.parender(&["build", "-q", "m", "-o", video.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        (frame_md5s(&video), err, p)
+    };
+    let (stolen, said, a) = build("");
+    assert!(
+        said.contains("Splitting scenes/three.py:") && said.contains(" from animation "),
+        "{said}"
+    );
+    let (whole, said, b) = build("[render]\nsplit = false\n");
+    assert!(!said.contains("Splitting"), "{said}");
+    // 0.6 s animations at 30 fps: 18 frames each.
+    assert_eq!(stolen.len(), (10 + 10 + 11) * 18);
+    assert_eq!(stolen, whole);
+    // The subcaptions of the piece taken over are where the whole
+    // render's are (to the millisecond Manim rounds to).
+    let cues =
+        |p: &TestProject| parse_srt(&std::fs::read_to_string(p.path().join("talk.srt")).unwrap());
+    let (x, y) = (cues(&a), cues(&b));
+    assert_eq!(x.len(), 27, "{x:?}");
+    assert_eq!(x.len(), y.len());
+    for (c, d) in x.iter().zip(&y) {
+        assert_eq!(c.text, d.text);
+        assert!(
+            c.start.abs_diff(d.start) <= 1 && c.end.abs_diff(d.end) <= 1,
+            "{c:?} vs {d:?}"
+        );
+    }
+}
+
+/// Subcaptions are kept at their scene time in every piece, so a scene
+/// with them splits: the joined render has the whole render's frames and
+/// the whole render's `.srt`.
+const CAPTIONED: &str = "from manim import *\n\n\nclass Captioned(Scene):\n    def construct(self):\n        s = Square()\n        self.add_subcaption(\"A square\", duration=1.5)\n        self.play(Create(s), run_time=1.5)\n        self.play(s.animate.shift(LEFT), run_time=1.5, subcaption=\"It moves\")\n        self.play(Rotate(s, PI / 3), run_time=1.5)\n        self.add_subcaption(\"Late one\", duration=1, offset=0.5)\n        self.play(FadeOut(s), run_time=1.5)\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scene_with_subcaptions_splits_and_keeps_them_all() {
+    let p = TestProject::new("");
+    p.write("scenes/cap.py", CAPTIONED);
+    let file = "scenes/cap.py";
+    let reference = whole(&job(&p, file, "Captioned", "whole", Quality::Low)).await;
+    let j = job(&p, file, "Captioned", "split", Quality::Low);
+    let a = analyze(&j).await;
+    assert_eq!(a.unsafe_reason, None);
+    let splits = split::split_point(&a, 2);
+    assert_eq!(splits, vec![2]);
+    let out = split_render(&j, &splits).await;
+    assert_same_video(&reference.video, &out.video);
+    let srt =
+        |r: &Rendered| std::fs::read_to_string(r.subtitles.as_ref().expect("subtitles")).unwrap();
+    let all = srt(&reference);
+    assert_eq!(all.matches("-->").count(), 3, "{all}");
+    assert_eq!(srt(&out), all);
 }

@@ -165,8 +165,19 @@ fn judge(job: &RenderJob, report: &Path, finished: Finished) -> Result<Rendered,
     match find_output(&job.media_dir, &scene.file, &scene.class, &job.settings) {
         Some(video) => {
             let probed = reported_movie(report, &video);
+            let events = read_events(report, 0).0;
+            let stopped_at = events.iter().find_map(|e| match e {
+                DriverEvent::Stopped { at } => Some(*at),
+                _ => None,
+            });
+            let resumed_time = events.iter().find_map(|e| match e {
+                DriverEvent::Resumed { time, .. } => Some(*time),
+                _ => None,
+            });
             Ok(Rendered {
                 probed,
+                stopped_at,
+                resumed_time,
                 ..Rendered::with_siblings(video, log_tail)
             })
         }
@@ -226,6 +237,14 @@ struct Probed {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "event", rename_all = "lowercase")]
 enum DriverEvent {
+    /// It stopped before animation `at`, as asked (see `render::steal`).
+    Stopped {
+        at: u32,
+    },
+    /// A piece drew its first animation at scene time `time`.
+    Resumed {
+        time: f64,
+    },
     Movie {
         path: PathBuf,
         info: Probed,

@@ -96,6 +96,8 @@ impl FakeRenderer {
             subtitles: None,
             log_tail: format!("fake render of {}", job.key),
             probed: None,
+            stopped_at: None,
+            resumed_time: None,
         })
     }
 }

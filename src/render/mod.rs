@@ -6,6 +6,7 @@ pub mod cli;
 pub mod driver;
 pub mod fake;
 pub mod split;
+pub mod steal;
 pub mod warm;
 
 use std::future::Future;
@@ -47,6 +48,13 @@ pub struct Rendered {
     /// read them back (the driver does, with PyAV), so no ffprobe has to
     /// start; `None` when the renderer did not.
     pub probed: Option<(crate::ffmpeg::VideoInfo, bool)>,
+    /// Asked to (see [`steal`]), the render stopped before this animation:
+    /// its video holds only the animations before it.
+    pub stopped_at: Option<u32>,
+    /// A piece that started at an animation after the first: the scene time
+    /// it had reached by skipping the ones before (Manim counts a skipped
+    /// animation's exact run time, a drawn one's whole frames).
+    pub resumed_time: Option<f64>,
 }
 
 impl Rendered {
@@ -59,6 +67,8 @@ impl Rendered {
             video,
             log_tail,
             probed: None,
+            stopped_at: None,
+            resumed_time: None,
         }
     }
 }

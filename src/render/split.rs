@@ -11,7 +11,9 @@
 //! animations, and it does not when an updater ran during an animation
 //! before K (a dt updater gets one big step; updaters that rebuild
 //! Text/DecimalNumber differ slightly), or when the scene reads the clock,
-//! waits on a condition, or places sound or subcaptions by scene time.
+//! waits on a condition, or places sound by scene time (Manim drops the
+//! sound of skipped animations; subcaptions it keeps, at their scene time,
+//! so the last piece's are the whole render's).
 //!
 //! So a dry run ([`analyze`]: `-n 1000000`, every animation skipped, nothing
 //! encoded, about the cost of importing Manim) records per animation its run
@@ -29,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Progress, RenderFailure, RenderJob, Rendered, Renderer};
 use crate::error::Error;
 use crate::ffmpeg::{Ffmpeg, VideoInfo};
+use crate::media::subtitles::{Cue, parse_srt, to_srt};
 use crate::media::timeline::Timeline;
 use crate::scene::SceneError;
 
@@ -424,32 +427,95 @@ async fn join_pieces(
         .map(|(i, p)| format!("--- piece {i}\n{}", p.log_tail))
         .collect::<Vec<_>>()
         .join("\n");
-    if pieces
-        .iter()
-        .any(|p| p.sound.is_some() || p.subtitles.is_some())
-    {
-        let msg =
-            "a split render made sound or subtitles, which pieces cannot place: render it whole";
-        return Err(failed(msg, log_tail));
-    }
     let out = output_path(job);
     for ext in ["mp4", "wav", "srt"] {
         let _ = std::fs::remove_file(out.with_extension(ext));
     }
+    let pieces_ref: Vec<&Rendered> = pieces.iter().collect();
+    let subtitles = match joined_subtitles(&pieces_ref, ffmpeg, &out).await {
+        Ok(s) => s,
+        Err(why) => return Err(failed(why, log_tail)),
+    };
     let videos: Vec<PathBuf> = pieces.iter().map(|p| p.video.clone()).collect();
     match join(ffmpeg, &videos, &out).await {
         Ok(()) => Ok(Rendered {
             video: out,
             sound: None,
-            subtitles: None,
+            subtitles,
             log_tail,
             probed: None,
+            stopped_at: None,
+            resumed_time: None,
         }),
         Err(e) => Err(failed(
             format!("cannot join the split render: {e}"),
             log_tail,
         )),
     }
+}
+
+/// The subtitles of pieces joined into `out`, as the whole render's
+/// `.srt`. Manim keeps a subcaption added in a skipped animation (each
+/// piece runs `construct` up to its end), so piece i's file starts with
+/// the cues of the pieces before it, and only its own new cues are taken;
+/// they are placed by a clock that counted the skipped animations' exact
+/// run times, so they move by where the whole render is at the piece's
+/// start (the frames before it) minus where the piece was
+/// ([`Rendered::resumed_time`]): within a millisecond of the whole
+/// render's times. Sound cannot be joined so (Manim drops `add_sound` in
+/// skipped animations): an error, as the dry run keeps such scenes whole.
+pub async fn joined_subtitles(
+    pieces: &[&Rendered],
+    ffmpeg: &Ffmpeg,
+    out: &Path,
+) -> Result<Option<PathBuf>, String> {
+    if pieces.iter().any(|p| p.sound.is_some()) {
+        return Err("a split render made sound, which pieces cannot place: render it whole".into());
+    }
+    if pieces.iter().all(|p| p.subtitles.is_none()) {
+        return Ok(None);
+    }
+    let mut cues: Vec<Cue> = Vec::new();
+    let mut frames = 0u64;
+    let mut fps = 1.0;
+    for (i, piece) in pieces.iter().enumerate() {
+        let own = match &piece.subtitles {
+            Some(srt) => {
+                let text =
+                    std::fs::read_to_string(srt).map_err(|e| format!("{}: {e}", srt.display()))?;
+                parse_srt(&text)
+            }
+            None => Vec::new(),
+        };
+        if own.len() < cues.len()
+            || own[..cues.len()]
+                .iter()
+                .zip(&cues)
+                .any(|(a, b)| a.text != b.text)
+        {
+            return Err("the pieces of a split render disagree about its subcaptions".into());
+        }
+        let shift_ms = match (i, piece.resumed_time) {
+            (0, _) => 0.0,
+            (_, Some(t)) => (frames as f64 / fps - t) * 1000.0,
+            (_, None) => return Err(format!("piece {i} did not say where it started")),
+        };
+        let moved = |ms: u64| (ms as f64 + shift_ms).round().max(0.0) as u64;
+        cues.extend(own[cues.len()..].iter().map(|c| Cue {
+            start: moved(c.start),
+            end: moved(c.end),
+            text: c.text.clone(),
+        }));
+        let info = ffmpeg
+            .probe_video(&piece.video)
+            .await
+            .map_err(|e| e.to_string())?;
+        frames += info.frames;
+        fps = info.fps();
+    }
+    let srt = out.with_extension("srt");
+    crate::fsutil::write_atomic(&srt, to_srt(&cues).as_bytes()).map_err(|e| e.to_string())?;
+    Ok(Some(srt))
 }
 
 /// Where Manim puts a whole render of `job`: the path

@@ -24,6 +24,7 @@ use crate::media::mux;
 use crate::media::publish::{SceneMux, gap_frames};
 use crate::project::Project;
 use crate::render::RenderJob;
+use crate::render::steal::{self, Victim};
 use crate::report::{Reporter, Timer};
 use crate::scene::SceneError;
 use crate::scene::SceneId;
@@ -77,7 +78,8 @@ pub(super) async fn render_stale(
     let jobs = ctx.p.settings.jobs;
     let slots = Arc::new(Semaphore::new(jobs));
     let mut tasks = tokio::task::JoinSet::new();
-    for (n, (_, i, corrupt)) in ordered.into_iter().enumerate() {
+    let mut victims = Vec::new();
+    for (n, (expected, i, corrupt)) in ordered.into_iter().enumerate() {
         let pieces = if n == 0 && ctx.split {
             split_pieces(&sorted, jobs)
         } else {
@@ -90,6 +92,12 @@ pub(super) async fn render_stale(
         };
         let mut task = render_task(ctx, i, corrupt.as_deref());
         task.split = pieces;
+        if ctx.split && jobs >= 2 && pieces < 2 {
+            let v = Victim::new(task.job.clone(), expected, task.cancel.clone());
+            task.victim = Some(Arc::new(v));
+            victims.extend(task.victim.clone());
+        }
+        let victim = task.victim.clone();
         let mut mux = EarlyMux::new(ctx, i);
         let waited = timer.secs();
         tasks.spawn(async move {
@@ -97,6 +105,9 @@ pub(super) async fn render_stale(
             let done = match permit {
                 Some(_permit) if !task.cancel.is_cancelled() => {
                     let (done, ()) = tokio::join!(task.run(), mux.ahead());
+                    if let Some(v) = victim {
+                        v.abandon();
+                    }
                     // In the same job slot: muxing is part of the work.
                     if let Done::Rendered(e, _) = &done {
                         mux.run(e.clone()).await;
@@ -109,19 +120,81 @@ pub(super) async fn render_stale(
         });
     }
     let mut timings = RenderTimings::default();
-    while let Some(joined) = tasks.join_next().await {
-        let (i, done, waited, secs) =
-            joined.map_err(|e| Error::Other(format!("a render task failed: {e}")))?;
-        timings.last = Some(LastRender {
-            scene: ctx.p.discovery.scenes[i].id.to_string(),
-            waited,
-            seconds: secs,
-        });
-        tally.record(ctx.p, i, done, ctx.watch.is_some());
-    }
+    let all_done = CancellationToken::new();
+    let joining = async {
+        let _done = all_done.clone().drop_guard();
+        while let Some(joined) = tasks.join_next().await {
+            let (i, done, waited, secs) =
+                joined.map_err(|e| Error::Other(format!("a render task failed: {e}")))?;
+            timings.last = Some(LastRender {
+                scene: ctx.p.discovery.scenes[i].id.to_string(),
+                waited,
+                seconds: secs,
+            });
+            tally.record(ctx.p, i, done, ctx.watch.is_some());
+        }
+        Ok::<(), Error>(())
+    };
+    let ((), joined) = tokio::join!(steal_tail(ctx, &slots, &victims, &all_done), joining);
+    joined?;
     ctx.reporter.finish_progress();
     timings.wall = timer.secs();
     Ok(timings)
+}
+
+/// Once every stale scene has started, each job slot that frees takes the
+/// rest of the running render with the most left, if that saves time (see
+/// [`crate::render::steal`]): the end of a build is not one render on one
+/// slot while the others idle. Ends when every render has.
+async fn steal_tail(
+    ctx: &Context<'_>,
+    slots: &Arc<Semaphore>,
+    victims: &[Arc<Victim>],
+    all_done: &CancellationToken,
+) {
+    let mut thieves = tokio::task::JoinSet::new();
+    while !victims.is_empty() {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => p.ok(),
+            _ = all_done.cancelled() => None,
+            _ = ctx.cancel.cancelled() => None,
+        };
+        let Some(permit) = permit else { break };
+        let Some(victim) = next_victim(victims, all_done).await else {
+            break;
+        };
+        let renderer = ctx.services.renderer.clone();
+        let reporter = ctx.reporter.clone();
+        thieves.spawn(async move {
+            let _permit = permit;
+            let id = victim.job().scene.id.0.clone();
+            let progress = |n: u32| reporter.scene_progress(&id, n);
+            let announce = |k: u32| {
+                let what = format!("{id} from animation {k} on a free job slot");
+                reporter.status("Splitting", &what);
+            };
+            steal::steal(&victim, renderer.as_ref(), &progress, &announce).await;
+        });
+    }
+    while thieves.join_next().await.is_some() {}
+}
+
+/// The running render with the most left by its expected time, once one
+/// has shown an animation; `None` when none can become one.
+async fn next_victim(victims: &[Arc<Victim>], all_done: &CancellationToken) -> Option<Arc<Victim>> {
+    loop {
+        let best = victims
+            .iter()
+            .filter_map(|v| Some((v.open_and_left()?, v)))
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        if let Some((_, v)) = best {
+            return Some(v.clone());
+        }
+        if all_done.is_cancelled() || !victims.iter().any(|v| v.running() && v.unclaimed()) {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 /// Scene `i`'s mux with its narration, to run as soon as its render is
@@ -230,6 +303,7 @@ fn render_task(ctx: &Context<'_>, i: usize, corrupt: Option<&str>) -> RenderTask
         stop: ctx.cancel.clone(),
         watch: ctx.watch.cloned(),
         split: 1,
+        victim: None,
     }
 }
 

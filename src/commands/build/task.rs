@@ -12,6 +12,7 @@ use crate::error::Error;
 use crate::ffmpeg::Ffmpeg;
 use crate::messages::SceneStatus;
 use crate::render::split;
+use crate::render::steal::{self, Victim};
 use crate::render::{Progress, RenderFailure, RenderJob, Rendered, Renderer};
 use crate::report::{Finished, Reporter, Timer, user_traceback};
 use crate::scene::SceneError;
@@ -45,6 +46,8 @@ pub(super) struct RenderTask {
     pub watch: Option<Arc<WatchHooks>>,
     /// Render in up to this many pieces at once (1: whole).
     pub split: usize,
+    /// Rendered whole, but a free job slot may take the rest of it.
+    pub victim: Option<Arc<Victim>>,
 }
 
 /// How often a render is retried when its inputs keep changing under it.
@@ -152,6 +155,17 @@ impl RenderTask {
         progress: Progress<'_>,
     ) -> Result<Rendered, RenderFailure> {
         let r = self.renderer.as_ref();
+        if let Some(v) = self.victim.as_ref().filter(|v| v.running())
+            && self.split < 2
+        {
+            v.begin();
+            let tracked = |n: u32| {
+                v.progress(n);
+                progress(n)
+            };
+            let out = r.render(v.job(), &tracked, &self.cancel).await;
+            return steal::settle(v, out, r, &self.ffmpeg, progress).await;
+        }
         if self.split < 2 {
             return r.render(&self.job, progress, &self.cancel).await;
         }
