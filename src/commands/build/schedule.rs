@@ -92,7 +92,9 @@ pub(super) async fn render_stale(
         };
         let mut task = render_task(ctx, i, corrupt.as_deref());
         task.split = pieces;
-        if ctx.split && jobs >= 2 && pieces < 2 {
+        // A render expected to be short is never taken over: the thief's
+        // dry run would only slow it down.
+        if ctx.split && jobs >= 2 && pieces < 2 && expected >= SPLIT_FROM_SECONDS {
             let v = Victim::new(task.job.clone(), expected, task.cancel.clone());
             task.victim = Some(Arc::new(v));
             victims.extend(task.victim.clone());
