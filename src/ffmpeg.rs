@@ -27,6 +27,9 @@ pub const SAMPLE_RATE: u64 = 48_000;
 pub const CHANNELS: u64 = 2;
 pub const BYTES_PER_SAMPLE: u64 = 2 * CHANNELS;
 
+/// ffmpeg's options for a decoded track: audio only, stereo, 48 kHz.
+const AUDIO_48K_STEREO: [&str; 5] = ["-vn", "-ac", "2", "-ar", "48000"];
+
 /// What must agree between videos that are joined by stream copy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VideoInfo {
@@ -393,17 +396,7 @@ impl Ffmpeg {
     /// Decodes any audio file to raw 48 kHz stereo s16le PCM; returns the
     /// number of sample frames.
     pub async fn decode_audio(&self, audio: &Path, pcm: &Path) -> Result<u64, Error> {
-        let opts = [
-            "-vn",
-            "-ac",
-            "2",
-            "-ar",
-            "48000",
-            "-f",
-            "s16le",
-            "-c:a",
-            "pcm_s16le",
-        ];
+        let opts = [&AUDIO_48K_STEREO[..], &["-f", "s16le", "-c:a", "pcm_s16le"]].concat();
         self.convert(audio, &opts, pcm).await?;
         let len = std::fs::metadata(pcm).map_err(|e| Error::io(pcm, e))?.len();
         Ok(len / BYTES_PER_SAMPLE)
@@ -414,19 +407,8 @@ impl Ffmpeg {
     /// decode and an encode); returns the number of sample frames, read from
     /// the FLAC's stream header.
     pub async fn decode_audio_flac(&self, audio: &Path, flac: &Path) -> Result<u64, Error> {
-        let opts = [
-            "-vn",
-            "-ac",
-            "2",
-            "-ar",
-            "48000",
-            "-sample_fmt",
-            "s16",
-            "-c:a",
-            "flac",
-            "-f",
-            "flac",
-        ];
+        let flac_s16 = ["-sample_fmt", "s16", "-c:a", "flac", "-f", "flac"];
+        let opts = [&AUDIO_48K_STEREO[..], &flac_s16].concat();
         self.convert(audio, &opts, flac).await?;
         let bad = |message: String| Error::Media {
             tool: "flac",

@@ -124,18 +124,7 @@ async fn the_render_reports_the_format_ffprobe_reads() {
     p.write("scenes/mixed.py", MIXED);
     p.write("scenes/sounded.py", SOUNDED);
     let beep = p.path().join("beep.wav");
-    run_tool(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=f=440:d=0.8",
-            beep.to_str().unwrap(),
-        ],
-    );
+    common::av::sox_tone(&beep, common::av::MONO_48K, 0.8, 440, 0.5, 0.0);
     let warm = WarmRenderer {
         runner: pool(&p, 1).await,
     };
