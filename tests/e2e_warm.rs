@@ -106,6 +106,70 @@ async fn warm_render_equals_cli_render_frame_for_frame() {
     assert_eq!(frames(&ok(shared).video), by_cli);
 }
 
+/// The parameter sets (SPS and PPS) in `video`'s extradata, as `name =
+/// value` lines from ffmpeg's `trace_headers`.
+fn parameter_sets(video: &Path) -> Vec<String> {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "trace", "-i"])
+        .arg(video)
+        .args([
+            "-c",
+            "copy",
+            "-bsf:v",
+            "trace_headers",
+            "-frames:v",
+            "1",
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg runs");
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.starts_with("[trace_headers"))
+        .map(|l| l.split_once("] ").map_or("", |x| x.1))
+        .skip_while(|l| *l != "Extradata")
+        .take_while(|l| !l.starts_with("Packet:"))
+        .filter_map(|l| {
+            let (lhs, value) = l.rsplit_once(" = ")?;
+            Some(format!("{} = {value}", lhs.split_whitespace().nth(1)?))
+        })
+        .collect()
+}
+
+/// A held tail is joined to Manim's video by stream copy, so it is decoded
+/// with the video's parameter sets: its own must be the same (an x264
+/// option that turns psy-rd off, for one, moves the PPS's chroma QP offset
+/// and the held frames' colours with it). At preview and release quality,
+/// with the encoder pinned as builds pin it.
+#[tokio::test]
+async fn a_held_tail_has_the_parameter_sets_of_the_scene() {
+    let p = TestProject::new("");
+    p.write("scenes/good.py", GOOD);
+    let ff = parender::ffmpeg::Ffmpeg {
+        ffmpeg: "ffmpeg".into(),
+        ffprobe: "ffprobe".into(),
+    };
+    for quality in [Quality::Low, Quality::High] {
+        let mut j = job(&p, "scenes/good.py", "Good", &format!("{quality:?}"), LONG);
+        j.settings = RenderSettings::preset(quality);
+        j.settings.pin_encoder("0.22.0");
+        let video = ok(render(&cli(), &j).await).video;
+        let info = ff.probe_video(&video).await.unwrap();
+        let hold = j.media_dir.join("hold.mp4");
+        ff.encode_hold_of(&video, &info, 9, &hold).await.unwrap();
+        let (scene, held) = (parameter_sets(&video), parameter_sets(&hold));
+        assert!(
+            scene
+                .iter()
+                .any(|l| l.starts_with("chroma_qp_index_offset")),
+            "{scene:?}"
+        );
+        assert_eq!(held, scene, "{quality:?}");
+    }
+}
+
 const SOUNDED: &str = r#"from manim import *
 
 
