@@ -142,7 +142,8 @@ fn judge(job: &RenderJob, report: &Path, finished: Finished) -> Result<Rendered,
         Outcome::Cancelled => return Err(RenderFailure::Cancelled),
         Outcome::Exited(status) => status,
     };
-    if let Some((error, traceback)) = reported_error(report) {
+    let (events, _) = read_events(report, 0);
+    if let Some((error, traceback)) = reported_error(&events) {
         return Err(RenderFailure::Failed {
             error,
             traceback,
@@ -164,14 +165,13 @@ fn judge(job: &RenderJob, report: &Path, finished: Finished) -> Result<Rendered,
     let scene = &job.scene;
     match find_output(&job.media_dir, &scene.file, &scene.class, &job.settings) {
         Some(video) => {
-            let probed = reported_movie(report, &video);
-            let events = read_events(report, 0).0;
+            let probed = reported_movie(&events, &video);
             let stopped_at = events.iter().find_map(|e| match e {
                 DriverEvent::Stopped { at } => Some(*at),
                 _ => None,
             });
             let resumed_time = events.iter().find_map(|e| match e {
-                DriverEvent::Resumed { time, .. } => Some(*time),
+                DriverEvent::Resumed { time } => Some(*time),
                 _ => None,
             });
             Ok(Rendered {
@@ -192,9 +192,8 @@ fn judge(job: &RenderJob, report: &Path, finished: Finished) -> Result<Rendered,
 }
 
 /// The first error the driver reported, with its traceback.
-fn reported_error(report: &Path) -> Option<(SceneError, String)> {
-    let (events, _) = read_events(report, 0);
-    events.into_iter().find_map(|e| match e {
+fn reported_error(events: &[DriverEvent]) -> Option<(SceneError, String)> {
+    events.iter().find_map(|e| match e {
         DriverEvent::Error {
             message,
             file,
@@ -202,11 +201,11 @@ fn reported_error(report: &Path) -> Option<(SceneError, String)> {
             traceback,
         } => Some((
             SceneError {
-                file,
-                line,
-                message,
+                file: file.clone(),
+                line: *line,
+                message: message.clone(),
             },
-            traceback,
+            traceback.clone(),
         )),
         _ => None,
     })
@@ -214,12 +213,11 @@ fn reported_error(report: &Path) -> Option<(SceneError, String)> {
 
 /// The format the driver read back from `video` (see [`Rendered::probed`]),
 /// if it reported one for that very file and it makes sense.
-fn reported_movie(report: &Path, video: &Path) -> Option<(VideoInfo, bool)> {
+fn reported_movie(events: &[DriverEvent], video: &Path) -> Option<(VideoInfo, bool)> {
     let real = std::fs::canonicalize(video).ok()?;
-    let (events, _) = read_events(report, 0);
-    events.into_iter().rev().find_map(|e| match e {
-        DriverEvent::Movie { path, info } if path == real && info.video.is_sane() => {
-            Some((info.video, info.audio))
+    events.iter().rev().find_map(|e| match e {
+        DriverEvent::Movie { path, info } if *path == real && info.video.is_sane() => {
+            Some((info.video.clone(), info.audio))
         }
         _ => None,
     })
