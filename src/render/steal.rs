@@ -89,6 +89,15 @@ impl Victim {
         &self.job
     }
 
+    /// The owner's job for a thief: no control file, and a media folder of
+    /// its own (`steal/` in the owner's) for the dry run and the rest.
+    fn thief_job(&self) -> RenderJob {
+        let mut job = self.job.clone();
+        job.extra_env.retain(|(k, _)| k != CONTROL_VAR);
+        job.media_dir = self.job.media_dir.join("steal");
+        job
+    }
+
     /// The owner's render starts (an old control file is removed first).
     pub fn begin(&self) {
         let _ = std::fs::remove_file(&self.control);
@@ -108,9 +117,8 @@ impl Victim {
     /// Seconds left by the expected time, if it runs, has shown an
     /// animation, and no thief has looked at it yet.
     pub fn open_and_left(&self) -> Option<f64> {
-        let open = matches!(self.state.lock().ok().as_deref(), Some(State::Open));
         let started = (*self.started.lock().ok()?)?;
-        (open && self.current.load(Ordering::Relaxed) > 0)
+        (self.unclaimed() && self.current.load(Ordering::Relaxed) > 0)
             .then(|| self.expected - started.elapsed().as_secs_f64())
     }
 
@@ -234,9 +242,7 @@ pub async fn steal(
         return None;
     }
     let stop = victim.cancel.child_token();
-    let mut dry = victim.job.clone();
-    dry.extra_env.retain(|(k, _)| k != CONTROL_VAR);
-    dry.media_dir = victim.job.media_dir.join("steal");
+    let dry = victim.thief_job();
     let t = Instant::now();
     let a = split::analyze(renderer, &dry, &stop).await.ok()?;
     let fast_forward = t.elapsed().as_secs_f64();
@@ -272,11 +278,11 @@ pub async fn steal(
     Some(k)
 }
 
-/// `job` from animation `k` on, in its own media folder.
-fn rest_job(job: &RenderJob, k: u32) -> RenderJob {
-    let mut rest = job.clone();
-    rest.extra_env.retain(|(name, _)| name != CONTROL_VAR);
-    rest.media_dir = job.media_dir.join("piece-rest");
+/// A thief's job (see [`Victim::thief_job`]) from animation `k` on, in
+/// its own media folder.
+fn rest_job(thief: &RenderJob, k: u32) -> RenderJob {
+    let mut rest = thief.clone();
+    rest.media_dir = thief.media_dir.join("piece-rest");
     rest.settings
         .manim_args
         .extend(["-n".into(), k.to_string()]);
@@ -315,9 +321,7 @@ pub async fn settle(
         }
         // The thief failed (or there was none): the rest is rendered here.
         _ => {
-            let mut job = victim.job.clone();
-            job.media_dir = job.media_dir.join("steal");
-            let rest = rest_job(&job, k);
+            let rest = rest_job(&victim.thief_job(), k);
             renderer.render(&rest, progress, &victim.cancel).await?
         }
     };

@@ -192,7 +192,7 @@ async fn next_victim(victims: &[Arc<Victim>], all_done: &CancellationToken) -> O
         if let Some((_, v)) = best {
             return Some(v.clone());
         }
-        if all_done.is_cancelled() || !victims.iter().any(|v| v.running() && v.unclaimed()) {
+        if all_done.is_cancelled() || !victims.iter().any(|v| v.unclaimed()) {
             return None;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
