@@ -506,10 +506,14 @@ pub async fn joined_subtitles(
             end: moved(c.end),
             text: c.text.clone(),
         }));
-        let info = ffmpeg
-            .probe_video(&piece.video)
-            .await
-            .map_err(|e| e.to_string())?;
+        // The piece's own report of its format where it made one.
+        let info = match &piece.probed {
+            Some((info, _)) => info.clone(),
+            None => ffmpeg
+                .probe_video(&piece.video)
+                .await
+                .map_err(|e| e.to_string())?,
+        };
         frames += info.frames;
         fps = info.fps();
     }
