@@ -6,6 +6,7 @@
 //! (at import time and in `construct`). Real Manim; about 30 s.
 mod common;
 
+use common::av::rgb_frame_md5s;
 use common::{TestProject, text};
 
 const PLANE: &str = r#"from manim import *
@@ -48,31 +49,6 @@ class Scatter(Scene):
 
 const BUILDS: usize = 4;
 
-/// md5 of each decoded frame (rgb24) of `video`, in order.
-fn frame_md5s(video: &std::path::Path) -> Vec<String> {
-    let out = common::run_tool(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-i",
-            video.to_str().expect("utf-8 path"),
-            "-map",
-            "0:v",
-            "-pix_fmt",
-            "rgb24",
-            "-f",
-            "framemd5",
-            "-",
-        ],
-    );
-    String::from_utf8_lossy(&out)
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.rsplit(',').next().map(|m| m.trim().to_string()))
-        .collect()
-}
-
 #[test]
 fn same_inputs_same_frames_across_clean_builds() {
     let mut seen = Vec::new();
@@ -104,7 +80,7 @@ fn same_inputs_same_frames_across_clean_builds() {
         }
         let video = p.path().join("out/dev/repro.mp4");
         assert!(video.is_file(), "no video:\n{}", text(&out));
-        let frames = frame_md5s(&video);
+        let frames = rgb_frame_md5s(&video);
         assert!(!frames.is_empty(), "no frames decoded:\n{}", text(&out));
         seen.push(frames);
     }

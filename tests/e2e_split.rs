@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::TestProject;
+use common::av::rgb_frame_md5s;
 use parender::config::Quality;
 use parender::ffmpeg::Ffmpeg;
 use parender::media::subtitles::parse_srt;
@@ -177,23 +178,10 @@ async fn split_render(j: &RenderJob, splits: &[u32]) -> Rendered {
     unwrap_render(r)
 }
 
-/// md5 of each decoded frame (rgb24) of `video`, in order.
-fn frame_md5s(video: &Path) -> Vec<String> {
-    let out = common::av::ffmpeg_stdout(
-        video,
-        &["-map", "0:v", "-pix_fmt", "rgb24", "-f", "framemd5", "-"],
-    );
-    String::from_utf8_lossy(&out)
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.rsplit(',').next().map(|m| m.trim().to_string()))
-        .collect()
-}
-
 /// Frames at which two videos' decoded frames differ (and the length
 /// difference, as missing frames).
 fn differing_frames(a: &Path, b: &Path) -> usize {
-    let (x, y) = (frame_md5s(a), frame_md5s(b));
+    let (x, y) = (rgb_frame_md5s(a), rgb_frame_md5s(b));
     let differ = x.iter().zip(&y).filter(|(p, q)| p != q).count();
     differ + x.len().abs_diff(y.len())
 }
@@ -201,7 +189,7 @@ fn differing_frames(a: &Path, b: &Path) -> usize {
 /// The split render has the whole render's frames, and its packets sit at
 /// the same timestamps (no piece pushed off the frame grid by the join).
 fn assert_same_video(whole: &Path, split: &Path) {
-    let (w, s) = (frame_md5s(whole), frame_md5s(split));
+    let (w, s) = (rgb_frame_md5s(whole), rgb_frame_md5s(split));
     assert!(!w.is_empty());
     assert_eq!(w.len(), s.len(), "frame count of split vs whole render");
     if let Some(i) = (0..w.len()).find(|&i| w[i] != s[i]) {
@@ -348,7 +336,7 @@ fn a_build_splits_its_one_long_render_and_the_video_is_the_same() {
         let out = p.parender(&["build", "-q", "m", "-o", video.to_str().unwrap()]);
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(out.status.success(), "{err}");
-        (frame_md5s(&video), err, p)
+        (rgb_frame_md5s(&video), err, p)
     };
     let (split, said, _a) = build("");
     assert!(
@@ -406,7 +394,7 @@ fn a_free_job_slot_takes_the_rest_of_the_last_render_and_the_video_is_the_same()
         let out = p.parender(&["build", "-q", "m", "-o", video.to_str().unwrap()]);
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(out.status.success(), "{err}");
-        (frame_md5s(&video), err, p)
+        (rgb_frame_md5s(&video), err, p)
     };
     let (stolen, said, a) = build("");
     assert!(

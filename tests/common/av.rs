@@ -406,6 +406,20 @@ pub fn frame_grid(pts: i64, origin: i64, time_base: (i64, i64), fps: u64) -> (i1
     (n.div_euclid(den), n.rem_euclid(den))
 }
 
+/// The md5 of each decoded frame of `video` as rgb24, in order, without
+/// timestamps: equal lists mean the same pixels frame for frame.
+pub fn rgb_frame_md5s(video: &Path) -> Vec<String> {
+    let out = ffmpeg_stdout(
+        video,
+        &["-map", "0:v", "-pix_fmt", "rgb24", "-f", "framemd5", "-"],
+    );
+    String::from_utf8_lossy(&out)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(',').next().map(|m| m.trim().to_string()))
+        .collect()
+}
+
 /// ffmpeg's framemd5 lines of the first video stream (no comments): equal
 /// lists mean the same decoded pixels at the same times.
 pub fn frame_md5s(video: &Path) -> Vec<String> {
