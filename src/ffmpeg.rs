@@ -28,6 +28,10 @@ pub const CHANNELS: u64 = 2;
 pub const BYTES_PER_SAMPLE: u64 = 2 * CHANNELS;
 
 /// ffmpeg's options for a decoded track: audio only, stereo, 48 kHz.
+/// The niceness added to work done in the background of renders: enough
+/// that a render on the build's critical path keeps its CPU, not so much
+/// that the work starves on a busy desktop.
+const BACKGROUND_NICE: i32 = 10;
 const AUDIO_48K_STEREO: [&str; 5] = ["-vn", "-ac", "2", "-ar", "48000"];
 
 /// What must agree between videos that are joined by stream copy.
@@ -229,9 +233,47 @@ fn last_frame_at(info: &VideoInfo) -> Option<String> {
 pub struct Ffmpeg {
     pub ffmpeg: PathBuf,
     pub ffprobe: PathBuf,
+    /// Added to the niceness of every process this starts (see
+    /// [`Ffmpeg::in_background`]).
+    nice: i32,
 }
 
 impl Ffmpeg {
+    pub fn new(ffmpeg: impl Into<PathBuf>, ffprobe: impl Into<PathBuf>) -> Ffmpeg {
+        Ffmpeg {
+            ffmpeg: ffmpeg.into(),
+            ffprobe: ffprobe.into(),
+            nice: 0,
+        }
+    }
+
+    /// The same tools, started at a lower CPU priority: work that renders
+    /// running beside it should not wait for (a mux while scenes render).
+    pub fn in_background(&self) -> Ffmpeg {
+        Ffmpeg {
+            nice: BACKGROUND_NICE,
+            ..self.clone()
+        }
+    }
+
+    /// A command for `prog` (`self.ffmpeg` or `self.ffprobe`) at this
+    /// priority.
+    pub fn command(&self, prog: &Path) -> Command {
+        let mut cmd = Command::new(prog);
+        if self.nice != 0 {
+            let nice = self.nice;
+            // SAFETY: nice(2) is a system call; nothing allocates. It fails
+            // only when the priority cannot change, which is harmless.
+            unsafe {
+                cmd.pre_exec(move || {
+                    libc::nice(nice);
+                    Ok(())
+                });
+            }
+        }
+        cmd
+    }
+
     async fn run(
         &self,
         tool: &'static str,
@@ -245,7 +287,7 @@ impl Ffmpeg {
         };
         // Its own process group, dying with parender (kill -9 included); a
         // cancelled build drops this future, which kills the whole group.
-        let mut cmd = Command::new(prog);
+        let mut cmd = self.command(prog);
         cmd.args(args);
         let out = crate::procs::output(cmd).await.map_err(|e| Error::Media {
             tool,
@@ -688,10 +730,7 @@ pub mod testing {
 
     /// The ffmpeg and ffprobe on PATH.
     pub fn on_path() -> super::Ffmpeg {
-        super::Ffmpeg {
-            ffmpeg: "ffmpeg".into(),
-            ffprobe: "ffprobe".into(),
-        }
+        super::Ffmpeg::new("ffmpeg", "ffprobe")
     }
 
     /// Runs `ffmpeg -nostdin -v error -y ARGS`; its stdout. Panics if it fails.
@@ -712,6 +751,20 @@ mod tests {
     use std::ffi::OsStr;
 
     use super::*;
+
+    #[tokio::test]
+    async fn work_in_the_background_runs_at_a_lower_priority() {
+        // `nice` without arguments prints its own niceness.
+        let niceness = |ff: Ffmpeg| async move {
+            let out = ff.command(Path::new("nice")).output().await.unwrap();
+            let said = String::from_utf8_lossy(&out.stdout).into_owned();
+            said.trim().parse::<i32>().unwrap()
+        };
+        let ff = Ffmpeg::new("ffmpeg", "ffprobe");
+        let ours = niceness(ff.clone()).await;
+        let background = niceness(ff.in_background()).await;
+        assert_eq!(background, (ours + BACKGROUND_NICE).min(19));
+    }
 
     fn info(fps: u64) -> VideoInfo {
         VideoInfo::fixture(fps, 30)

@@ -5,7 +5,7 @@
 //! on a condition, add sound, read the clock or read files stay whole.
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use common::TestProject;
@@ -138,10 +138,7 @@ fn renderer() -> ManimRenderer {
 }
 
 fn ffmpeg() -> Ffmpeg {
-    Ffmpeg {
-        ffmpeg: PathBuf::from("ffmpeg"),
-        ffprobe: PathBuf::from("ffprobe"),
-    }
+    Ffmpeg::new("ffmpeg", "ffprobe")
 }
 
 fn unwrap_render<T>(r: Result<T, RenderFailure>) -> T {

@@ -147,10 +147,7 @@ fn parameter_sets(video: &Path) -> Vec<String> {
 async fn a_held_tail_has_the_parameter_sets_of_the_scene() {
     let p = TestProject::new("");
     p.write("scenes/good.py", GOOD);
-    let ff = parender::ffmpeg::Ffmpeg {
-        ffmpeg: "ffmpeg".into(),
-        ffprobe: "ffprobe".into(),
-    };
+    let ff = parender::ffmpeg::Ffmpeg::new("ffmpeg", "ffprobe");
     for quality in [Quality::Low, Quality::High] {
         let mut j = job(&p, "scenes/good.py", "Good", &format!("{quality:?}"), LONG);
         j.settings = RenderSettings::preset(quality);
@@ -192,10 +189,7 @@ async fn the_render_reports_the_format_ffprobe_reads() {
     let warm = WarmRenderer {
         runner: pool(&p, 1).await,
     };
-    let ff = parender::ffmpeg::Ffmpeg {
-        ffmpeg: "ffmpeg".into(),
-        ffprobe: "ffprobe".into(),
-    };
+    let ff = parender::ffmpeg::Ffmpeg::new("ffmpeg", "ffprobe");
     for (file, class, sound) in [
         ("scenes/mixed.py", "Mixed", false),
         ("scenes/sounded.py", "Sounded", true),

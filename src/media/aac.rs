@@ -109,43 +109,75 @@ impl Encoder<'_> {
     /// chunk whose input is unchanged. The track is read a chunk's window
     /// at a time: an hour of it is 690 MB.
     pub async fn encode(&self, pcm: &Path, out: &Path) -> Result<Encoded, Error> {
-        let track = std::fs::File::open(pcm).map_err(|e| Error::io(pcm, e))?;
-        let len = track.metadata().map_err(|e| Error::io(pcm, e))?.len();
+        let (track, len) = open(pcm)?;
+        let named = self.name(&track, len, pcm, |c| Some(byte_range(c, len).end >= len))?;
+        let encoded = self.encode_missing(&track, len, pcm, &named).await?;
+        let written = join(named.iter().map(|(_, p)| p.as_path()), out)?;
+        prune(self.kept, KEEP_BYTES.max(3 * written));
+        Ok(encoded)
+    }
+
+    /// Encodes ahead, and keeps, the chunks of a track that begins with
+    /// `pcm` and goes on past it: those whose whole input lies in `pcm`.
+    /// A later [`Encoder::encode`] of that track finds them kept. Returns
+    /// how many were encoded.
+    pub async fn encode_start(&self, pcm: &Path) -> Result<usize, Error> {
+        let (track, len) = open(pcm)?;
+        let whole = |c: &Chunk| (c.end + POST_ROLL) * FRAME * BYTES_PER_SAMPLE <= len;
+        // None of them ends the track: more of it follows.
+        let named = self.name(&track, len, pcm, |c| whole(c).then_some(false))?;
+        let e = self.encode_missing(&track, len, pcm, &named).await?;
+        Ok(e.chunks - e.reused)
+    }
+
+    /// The kept file of each chunk of a track of `len` bytes for which
+    /// `ends` says whether it ends the track (`None`: leave it out).
+    fn name(
+        &self,
+        track: &std::fs::File,
+        len: u64,
+        pcm: &Path,
+        ends: impl Fn(&Chunk) -> Option<bool>,
+    ) -> Result<Vec<(Chunk, PathBuf)>, Error> {
         std::fs::create_dir_all(self.kept).map_err(|e| Error::io(self.kept, e))?;
         let salt = self.salt();
-        let mut named: Vec<(Chunk, PathBuf)> = Vec::new();
+        let mut named = Vec::new();
         for c in plan(len / BYTES_PER_SAMPLE) {
-            let range = byte_range(&c, len);
-            let last = range.end >= len;
-            let window = read_range(&track, range, pcm)?;
-            named.push((
-                c,
-                self.kept
-                    .join(format!("{}.aac", key(&salt, &c, &window, last))),
-            ));
+            let Some(last) = ends(&c) else { continue };
+            let window = read_range(track, byte_range(&c, len), pcm)?;
+            let name = format!("{}.aac", key(&salt, &c, &window, last));
+            named.push((c, self.kept.join(name)));
         }
+        Ok(named)
+    }
+
+    /// Encodes the chunks of `named` that are not kept yet, at most `jobs`
+    /// at once; the first error ends the others.
+    async fn encode_missing(
+        &self,
+        track: &std::fs::File,
+        len: u64,
+        pcm: &Path,
+        named: &[(Chunk, PathBuf)],
+    ) -> Result<Encoded, Error> {
         let missing: Vec<&(Chunk, PathBuf)> = named.iter().filter(|(_, p)| !p.is_file()).collect();
         let encoded = Encoded {
             chunks: named.len(),
             reused: named.len() - missing.len(),
         };
-        // At most `jobs` encodes at once; the first error ends the others.
         let gate = tokio::sync::Semaphore::new(self.jobs.max(1));
-        let mut runs = Vec::new();
-        for (c, path) in missing {
-            let (gate, track) = (&gate, &track);
-            runs.push(async move {
+        let runs = missing.into_iter().map(|(c, path)| {
+            let gate = &gate;
+            async move {
                 let _slot = gate
                     .acquire()
                     .await
                     .map_err(|e| Error::Other(e.to_string()))?;
                 let window = read_range(track, byte_range(c, len), pcm)?;
                 self.encode_chunk(c, &window, path).await
-            });
-        }
+            }
+        });
         futures::future::try_join_all(runs).await?;
-        let written = join(named.iter().map(|(_, p)| p.as_path()), out)?;
-        prune(self.kept, KEEP_BYTES.max(3 * written));
         Ok(encoded)
     }
 
@@ -195,6 +227,13 @@ fn join<'p>(chunks: impl Iterator<Item = &'p Path>, out: &Path) -> Result<u64, E
     }
     std::io::Write::flush(&mut w).map_err(|e| Error::io(out, e))?;
     Ok(written)
+}
+
+/// The track at `pcm` and its length in bytes.
+fn open(pcm: &Path) -> Result<(std::fs::File, u64), Error> {
+    let track = std::fs::File::open(pcm).map_err(|e| Error::io(pcm, e))?;
+    let len = track.metadata().map_err(|e| Error::io(pcm, e))?.len();
+    Ok((track, len))
 }
 
 /// The bytes of a track of `len` bytes a chunk is encoded from.
@@ -468,5 +507,47 @@ mod tests {
             "{}",
             snr_db(&edited, &decoded)
         );
+    }
+
+    #[tokio::test]
+    async fn a_start_encoded_ahead_is_reused_and_the_track_is_the_same() {
+        let t = tempfile::tempdir().unwrap();
+        let ff = on_path();
+        let enc = |kept| Encoder {
+            ffmpeg: &ff,
+            kept,
+            work: t.path(),
+            jobs: 2,
+        };
+        // 14 s (3 chunks); the video's first scenes give its first 8.2 s.
+        let source = track(14 * 48_000, 62_400, 0.5);
+        let whole = t.path().join("whole.pcm");
+        std::fs::write(&whole, &source).unwrap();
+        let start = t.path().join("start.pcm");
+        let (ahead, cold) = (t.path().join("ahead"), t.path().join("cold"));
+
+        // 8.2 s hold chunk 0 (frames ..258) whole, not chunk 1 (..514).
+        std::fs::write(&start, &source[..393_600 * 4]).unwrap();
+        assert_eq!(enc(&ahead).encode_start(&start).await.unwrap(), 1);
+        // Nothing new a second time.
+        assert_eq!(enc(&ahead).encode_start(&start).await.unwrap(), 0);
+        // A start one sample short of chunk 1's input (frames 223..514)
+        // does not hold it; one that reaches its end does.
+        std::fs::write(&start, &source[..(514 * 1024 - 1) * 4]).unwrap();
+        assert_eq!(enc(&ahead).encode_start(&start).await.unwrap(), 0);
+        std::fs::write(&start, &source[..514 * 1024 * 4]).unwrap();
+        assert_eq!(enc(&ahead).encode_start(&start).await.unwrap(), 1);
+
+        let (a, c) = (t.path().join("a.aac"), t.path().join("c.aac"));
+        let reused = enc(&ahead).encode(&whole, &a).await.unwrap();
+        assert_eq!(
+            reused,
+            Encoded {
+                chunks: 3,
+                reused: 2
+            }
+        );
+        enc(&cold).encode(&whole, &c).await.unwrap();
+        assert!(std::fs::read(&a).unwrap() == std::fs::read(&c).unwrap());
     }
 }

@@ -557,7 +557,7 @@ async fn decode_and_mix(ff: &Ffmpeg, input: &MuxInput<'_>, work: &Path) -> Resul
 
 /// Encodes raw PCM (48 kHz stereo s16le) to FLAC.
 async fn encode_flac(ff: &Ffmpeg, pcm: &Path, flac: &Path) -> Result<(), Error> {
-    let mut cmd = tokio::process::Command::new(&ff.ffmpeg);
+    let mut cmd = ff.command(&ff.ffmpeg);
     cmd.args(["-nostdin", "-v", "error", "-y", "-f", "s16le", "-ar"])
         .arg(crate::ffmpeg::SAMPLE_RATE.to_string())
         .arg("-ac")

@@ -372,6 +372,29 @@ pub struct Stitcher<'a> {
     pub jobs: usize,
 }
 
+/// Encodes ahead the audio chunks that lie wholly in the scenes that begin
+/// the video (`start`, in order), while later scenes still render: a
+/// stitch of the whole video then encodes only the rest (see
+/// [`aac::Encoder::encode_start`]). Returns how many were encoded.
+pub async fn encode_start(
+    st: &Stitcher<'_>,
+    start: Vec<Segment>,
+    cancel: &CancellationToken,
+) -> Result<usize, Error> {
+    let track = crate::fsutil::locked_tempfile(st.work, ".start-", ".pcm")?;
+    write_track(start, track.path(), cancel).await?;
+    aac_encoder(st).encode_start(track.path()).await
+}
+
+fn aac_encoder<'a>(st: &Stitcher<'a>) -> aac::Encoder<'a> {
+    aac::Encoder {
+        ffmpeg: st.ffmpeg,
+        kept: st.aac_chunks,
+        work: st.work,
+        jobs: st.jobs,
+    }
+}
+
 /// Joins `parts` into `output`. Nothing is published once `cancel` fires.
 pub async fn stitch(
     st: &Stitcher<'_>,
@@ -394,13 +417,7 @@ pub async fn stitch(
     let segments: Vec<Segment> = parts.iter().map(|p| p.segment.clone()).collect();
     write_track(segments, &track, cancel).await?;
     let aac = work.join("track.aac");
-    let encoder = aac::Encoder {
-        ffmpeg: ff,
-        kept: st.aac_chunks,
-        work,
-        jobs: st.jobs,
-    };
-    let encoded = encoder.encode(&track, &aac).await?;
+    let encoded = aac_encoder(st).encode(&track, &aac).await?;
     tracing::debug!(?encoded, "audio track");
 
     let cues = match mode {

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
+mod ahead;
 mod output;
 mod prepare;
 mod remote;
@@ -515,10 +516,7 @@ pub async fn run(args: BuildArgs, cancel: CancellationToken) -> ExitCode {
 /// cache and the pipeline around it; documented in the README).
 pub fn services(project: &Project) -> Result<Services, Error> {
     let tools = Toolchain::resolve(project)?;
-    let ffmpeg = Ffmpeg {
-        ffmpeg: tools.ffmpeg.clone(),
-        ffprobe: tools.ffprobe.clone(),
-    };
+    let ffmpeg = Ffmpeg::new(&tools.ffmpeg, &tools.ffprobe);
     let backend = project.config.render.backend;
     let runner = Arc::new(Runner::new(
         &tools.python,

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use super::ahead::TrackAhead;
 use super::prepare::{Prepared, why_stale};
 use super::task::{Done, RenderTask};
 use super::{Services, Tally, WatchHooks};
@@ -20,7 +21,7 @@ use crate::analyze::hashcache::HashCache;
 use crate::cache::store::Entry;
 use crate::error::Error;
 use crate::ffmpeg::Ffmpeg;
-use crate::media::mux;
+use crate::media::mux::{self, Segment};
 use crate::media::publish::{SceneMux, gap_frames};
 use crate::project::Project;
 use crate::render::RenderJob;
@@ -77,6 +78,7 @@ pub(super) async fn render_stale(
     ctx.reporter.start_progress(ordered.len());
     let jobs = ctx.p.settings.jobs;
     let slots = Arc::new(Semaphore::new(jobs));
+    let muxes = Arc::new(Semaphore::new(jobs));
     let mut tasks = tokio::task::JoinSet::new();
     let mut victims = Vec::new();
     for (n, (expected, i, corrupt)) in ordered.into_iter().enumerate() {
@@ -101,33 +103,46 @@ pub(super) async fn render_stale(
         }
         let victim = task.victim.clone();
         let mut mux = EarlyMux::new(ctx, i);
+        let muxes = muxes.clone();
         let waited = timer.secs();
         tasks.spawn(async move {
             let t = Timer::start();
-            let done = match permit {
-                Some(_permit) if !task.cancel.is_cancelled() => {
+            let (done, segment) = match permit {
+                Some(permit) if !task.cancel.is_cancelled() => {
                     let (done, ()) = tokio::join!(task.run(), mux.ahead());
                     if let Some(v) = victim {
                         v.abandon();
                     }
-                    // In the same job slot: muxing is part of the work.
-                    if let Done::Rendered(e, _) = &done {
-                        mux.run(e.clone()).await;
+                    // The next render starts at once; the mux fills the CPU
+                    // the renders leave (the last one alone leaves most).
+                    drop(permit);
+                    let mut segment = None;
+                    if let Done::Rendered(e, _) = &done
+                        && let Ok(_muxing) = muxes.acquire().await
+                    {
+                        segment = mux.run(e.clone()).await;
                     }
-                    done
+                    (done, segment)
                 }
-                _ => Done::Failed(SceneError::plain("cancelled"), String::new(), 0.0),
+                _ => (
+                    Done::Failed(SceneError::plain("cancelled"), String::new(), 0.0),
+                    None,
+                ),
             };
-            (i, done, waited, t.secs())
+            (i, done, segment, waited, t.secs())
         });
     }
     let mut timings = RenderTimings::default();
+    let mut ahead = TrackAhead::new(ctx);
     let all_done = CancellationToken::new();
     let joining = async {
         let _done = all_done.clone().drop_guard();
         while let Some(joined) = tasks.join_next().await {
-            let (i, done, waited, secs) =
+            let (i, done, segment, waited, secs) =
                 joined.map_err(|e| Error::Other(format!("a render task failed: {e}")))?;
+            if let Some(s) = segment {
+                ahead.muxed(i, s);
+            }
             timings.last = Some(LastRender {
                 scene: ctx.p.discovery.scenes[i].id.to_string(),
                 waited,
@@ -138,6 +153,7 @@ pub(super) async fn render_stale(
         Ok::<(), Error>(())
     };
     let ((), joined) = tokio::join!(steal_tail(ctx, &slots, &victims, &all_done), joining);
+    ahead.finish().await;
     joined?;
     ctx.reporter.finish_progress();
     timings.wall = timer.secs();
@@ -200,11 +216,12 @@ async fn next_victim(victims: &[Arc<Victim>], all_done: &CancellationToken) -> O
 }
 
 /// Scene `i`'s mux with its narration, to run as soon as its render is
-/// stored, in its job slot, while the other scenes render: publishing after
-/// the last render then finds every mux but the last ones in the mux cache.
-/// Its narration is decoded while it renders ([`EarlyMux::ahead`]). Errors
-/// are left for publishing to report; Ctrl-C drops the mux (and kills its
-/// ffmpeg).
+/// stored, while the other scenes render: publishing after the last render
+/// then finds every mux but the last ones in the mux cache. Its narration
+/// is decoded while it renders ([`EarlyMux::ahead`]). Both run at a lower
+/// CPU priority than renders, which they must not delay, and at most one
+/// per job slot at once. Errors are left for publishing to report; Ctrl-C
+/// drops the mux (and kills its ffmpeg).
 struct EarlyMux {
     ffmpeg: Ffmpeg,
     cache: PathBuf,
@@ -224,7 +241,7 @@ impl EarlyMux {
         let scene = &p.discovery.scenes[i];
         let gap = ctx.project.config.gap.map(|g| g.0.as_secs_f64());
         EarlyMux {
-            ffmpeg: ctx.services.ffmpeg.clone(),
+            ffmpeg: ctx.services.ffmpeg.in_background(),
             cache: p.store.dir().join("mux"),
             scratch: ctx.scratch.join("ahead"),
             hashes: p.hashes.clone(),
@@ -250,7 +267,8 @@ impl EarlyMux {
         }
     }
 
-    async fn run(self, entry: Entry) {
+    /// The segment, unless the mux failed or was cancelled.
+    async fn run(self, entry: Entry) -> Option<Segment> {
         let job = SceneMux {
             gap_frames: gap_frames(self.gap, &entry.info, self.last),
             ffmpeg: self.ffmpeg,
@@ -262,8 +280,8 @@ impl EarlyMux {
             ahead: self.ahead,
         };
         tokio::select! {
-            _ = self.cancel.cancelled() => {}
-            _ = job.run() => {}
+            _ = self.cancel.cancelled() => None,
+            s = job.run() => s.ok(),
         }
     }
 }
