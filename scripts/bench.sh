@@ -3,7 +3,7 @@
 # ONE run on this machine, printed as a markdown table of ratios
 # (parender ÷ baseline) with absolute times and the issue-9 targets.
 #
-#   scripts/bench.sh                       # everything, about 10-15 min on 2 cores
+#   scripts/bench.sh                       # everything, about 15-20 min on 2 cores
 #   RUNS=1 N=6 SKIP=release scripts/bench.sh
 #
 # Sections (SKIP takes a comma- or space-separated list of their names):
@@ -20,7 +20,8 @@
 #            parender vs the plain pipeline.
 #   noop     a revert with `parender build` (edit, build, revert, time the
 #            build) and the no-op build, in ms, beside `parender --version`.
-# Env: RUNS (3), N (100), JOBS (nproc), NOOP_RUNS (10), SKIP, PARENDER_BIN (a
+# Env: RUNS (3), CLEAN_RUNS (3: rounds of the release and preview
+# sections), N (100), JOBS (nproc), NOOP_RUNS (10), SKIP, PARENDER_BIN (a
 # prebuilt binary instead of `cargo build --release`), PYTHON (.venv/bin/python).
 # scripts/bench-noop.sh keeps the 200-scene no-op build with the fake
 # renderer; scripts/bench-watch.sh runs the edit section alone.
@@ -29,6 +30,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 PY=${PYTHON:-$ROOT/.venv/bin/python}
 RUNS=${RUNS:-3}
+CLEAN_RUNS=${CLEAN_RUNS:-3}
 N=${N:-100}
 SKIP=${SKIP:-}
 NOOP_RUNS=${NOOP_RUNS:-10}
@@ -222,34 +224,47 @@ sequential() {
   done
 }
 
-# Clean build of the example: parender vs plain pipeline vs sequential.
+# Clean build of the example: parender vs plain pipeline vs sequential,
+# in CLEAN_RUNS rounds (each round all three, one after the other, so a
+# change in the machine's load reaches all of them); the medians compared.
 section_clean() {
-  local name=$1 q=$2 dir=$work/$1 p pl
+  local name=$1 q=$2 dir p pl r ps=() pls=() seqw=() seqc=() per=()
   shift 2
-  say "[$name] clean build of examples/lecture ($q), parender --jobs $JOBS $*..."
-  lecture_copy "$dir/parender"
-  pbuild "$dir/parender" "$dir/parender.jsonl" --jobs "$JOBS" -o "$dir/parender.mp4" "$@"
-  p=$ELAPSED
-  note "$name, parender: $(secs "$p"), of which $(secs "$(tail_seconds "$dir/parender.jsonl")") after its last render finished (mux + stitch tail); video $(calc '%.2f' "$(vduration "$dir/parender.mp4")") s"
-  say "[$name] plain pipeline (pool of $JOBS)..."
-  lecture_copy "$dir/plain-project"
-  plain_pipeline "$dir/plain-project" "$dir/plain" "$q"
-  pl=$ELAPSED
-  note "$name, plain pipeline: $(secs "$pl"): Σ render $PLAIN_RENDER s, Σ per-scene mux $PLAIN_MUX s, concat after the pool $(secs "$PLAIN_CONCAT"); video $(calc '%.2f' "$(vduration "$PLAIN_OUT")") s"
-  say "[$name] sequential manim..."
-  lecture_copy "$dir/seq-project"
-  sequential "$dir/seq-project" "$dir/seq" "$q"
-  local bound
-  bound=$(calc '%.3f' "$SEQ_CPU / $CORES")
-  note "$name, sequential manim: $(secs "$SEQ_WALL") wall, $(secs "$SEQ_CPU") CPU (user+sys) over all scenes"
-  local target_pl='—' met_pl='' target_lb='—' met_lb=''
+  for r in $(seq "$CLEAN_RUNS"); do
+    dir=$work/$name/$r
+    say "[$name] round $r of $CLEAN_RUNS: clean build of examples/lecture ($q), parender --jobs $JOBS $*..."
+    lecture_copy "$dir/parender"
+    pbuild "$dir/parender" "$dir/parender.jsonl" --jobs "$JOBS" -o "$dir/parender.mp4" "$@"
+    p=$ELAPSED
+    ps+=("$p")
+    note "$name, round $r, parender: $(secs "$p"), of which $(secs "$(tail_seconds "$dir/parender.jsonl")") after its last render finished (mux + stitch tail); video $(calc '%.2f' "$(vduration "$dir/parender.mp4")") s"
+    say "[$name] round $r: plain pipeline (pool of $JOBS)..."
+    lecture_copy "$dir/plain-project"
+    plain_pipeline "$dir/plain-project" "$dir/plain" "$q"
+    pl=$ELAPSED
+    pls+=("$pl")
+    note "$name, round $r, plain pipeline: $(secs "$pl"): Σ render $PLAIN_RENDER s, Σ per-scene mux $PLAIN_MUX s, concat after the pool $(secs "$PLAIN_CONCAT"); video $(calc '%.2f' "$(vduration "$PLAIN_OUT")") s"
+    say "[$name] round $r: sequential manim..."
+    lecture_copy "$dir/seq-project"
+    sequential "$dir/seq-project" "$dir/seq" "$q"
+    seqw+=("$SEQ_WALL")
+    seqc+=("$SEQ_CPU")
+    note "$name, round $r, sequential manim: $(secs "$SEQ_WALL") wall, $(secs "$SEQ_CPU") CPU (user+sys) over all scenes"
+    per+=("$(ratio "$p" "$pl") / $(ratio "$p" "$(calc '%.3f' "$SEQ_CPU / $CORES")")")
+  done
+  note "$name, each round's ratios (vs plain pipeline / vs lower bound): ${per[*]}"
+  local seq_wall bound
+  p=$(med "${ps[@]}") pl=$(med "${pls[@]}") seq_wall=$(med "${seqw[@]}")
+  bound=$(calc '%.3f' "$(med "${seqc[@]}") / $CORES")
+  local target_pl='—' met_pl='' target_lb='—' met_lb='' of=''
+  [ "$CLEAN_RUNS" -gt 1 ] && of=" (medians of $CLEAN_RUNS rounds)"
   if [ "$name" = release ]; then
     target_pl='≤ 0.70×' met_pl=$(met "$p" "$(calc '%.3f' "0.7 * $pl")")
     target_lb='≤ 1.05×' met_lb=$(met "$p" "$(calc '%.3f' "1.05 * $bound")")
   fi
-  row "clean build, $name ($q): vs plain pipeline" "$(secs "$p")" "$(secs "$pl")" "$(ratio "$p" "$pl")" "$target_pl" "$met_pl"
-  row "clean build, $name ($q): vs lower bound Σcpu ÷ $CORES" "$(secs "$p")" "$(secs "$bound")" "$(ratio "$p" "$bound")" "$target_lb" "$met_lb"
-  row "clean build, $name ($q): vs sequential manim" "$(secs "$p")" "$(secs "$SEQ_WALL")" "$(ratio "$p" "$SEQ_WALL")" "—" ""
+  row "clean build, $name ($q): vs plain pipeline$of" "$(secs "$p")" "$(secs "$pl")" "$(ratio "$p" "$pl")" "$target_pl" "$met_pl"
+  row "clean build, $name ($q): vs lower bound Σcpu ÷ $CORES$of" "$(secs "$p")" "$(secs "$bound")" "$(ratio "$p" "$bound")" "$target_lb" "$met_lb"
+  row "clean build, $name ($q): vs sequential manim$of" "$(secs "$p")" "$(secs "$seq_wall")" "$(ratio "$p" "$seq_wall")" "—" ""
 }
 
 # ---- edit: one-scene edits under `parender watch` ------------------------
