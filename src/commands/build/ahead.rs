@@ -37,7 +37,8 @@ impl TrackAhead {
                 ffmpeg: ctx.services.ffmpeg.in_background(),
                 kept: ctx.p.store.dir().join("aac"),
                 work: ctx.scratch.join("stitch"),
-                jobs: ctx.p.settings.jobs,
+                // Encodes run here, even when renders run on a cluster.
+                jobs: ctx.p.settings.jobs.min(crate::settings::default_jobs()),
                 cancel: ctx.cancel.clone(),
             },
             latest,

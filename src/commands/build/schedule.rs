@@ -25,6 +25,7 @@ use crate::media::mux::{self, Segment};
 use crate::media::publish::{SceneMux, gap_frames};
 use crate::project::Project;
 use crate::render::RenderJob;
+use crate::render::split;
 use crate::render::steal::{self, Victim};
 use crate::report::{Reporter, Timer};
 use crate::scene::SceneError;
@@ -78,7 +79,8 @@ pub(super) async fn render_stale(
     ctx.reporter.start_progress(ordered.len());
     let jobs = ctx.p.settings.jobs;
     let slots = Arc::new(Semaphore::new(jobs));
-    let muxes = Arc::new(Semaphore::new(jobs));
+    // Muxes run here, even when renders run on a cluster.
+    let muxes = Arc::new(Semaphore::new(jobs.min(crate::settings::default_jobs())));
     let mut tasks = tokio::task::JoinSet::new();
     let mut victims = Vec::new();
     for (n, (expected, i, corrupt)) in ordered.into_iter().enumerate() {
@@ -96,7 +98,7 @@ pub(super) async fn render_stale(
         task.split = pieces;
         // A render expected to be short is never taken over: the thief's
         // dry run would only slow it down.
-        if ctx.split && jobs >= 2 && pieces < 2 && expected >= SPLIT_FROM_SECONDS {
+        if ctx.split && jobs >= 2 && pieces < 2 && worth_taking_over(ctx, i, expected) {
             let v = Victim::new(task.job.clone(), expected, task.cancel.clone());
             task.victim = Some(Arc::new(v));
             victims.extend(task.victim.clone());
@@ -330,6 +332,26 @@ fn render_task(ctx: &Context<'_>, i: usize, corrupt: Option<&str>) -> RenderTask
 /// Below this expected time a scene is never split: the pieces' own start
 /// and the dry run would eat the gain.
 const SPLIT_FROM_SECONDS: f64 = 4.0;
+
+/// Whether a free slot may take over the rest of scene `i`'s render: it is
+/// expected to take [`SPLIT_FROM_SECONDS`], and it has enough video for a
+/// split to give the thief a piece (a balanced split leaves it about half of
+/// what is left, and a piece needs [`split::MIN_PIECE_SECONDS`]).
+fn worth_taking_over(ctx: &Context<'_>, i: usize, expected: f64) -> bool {
+    expected >= SPLIT_FROM_SECONDS
+        && video_seconds(ctx.p, &ctx.project.root, i) >= 2.0 * split::MIN_PIECE_SECONDS
+}
+
+/// Seconds of video scene `i` makes: as its latest render had, else as its
+/// class's `play`/`wait` calls add up to.
+fn video_seconds(p: &Prepared, root: &Path, i: usize) -> f64 {
+    let scene = &p.discovery.scenes[i];
+    p.find_latest(i, |e| Some(e.info.frames as f64 / e.info.fps()))
+        .unwrap_or_else(|| {
+            let source = std::fs::read_to_string(root.join(&scene.file)).unwrap_or_default();
+            class_video_seconds(&source, scene.line.unwrap_or(1) as usize)
+        })
+}
 
 /// Into how many pieces to split the longest render (`expected` sorted,
 /// longest first): as many as there are job slots when it is the only
