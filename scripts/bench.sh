@@ -3,7 +3,7 @@
 # ONE run on this machine, printed as a markdown table of ratios
 # (parender ÷ baseline) with absolute times and the issue-9 targets.
 #
-#   scripts/bench.sh                       # everything, about 15-20 min on 2 cores
+#   scripts/bench.sh                       # everything, about 20 min on 2 cores
 #   RUNS=1 N=6 SKIP=release scripts/bench.sh
 #
 # Sections (SKIP takes a comma- or space-separated list of their names):
@@ -20,7 +20,7 @@
 #            parender vs the plain pipeline.
 #   noop     a revert with `parender build` (edit, build, revert, time the
 #            build) and the no-op build, in ms, beside `parender --version`.
-# Env: RUNS (3), CLEAN_RUNS (3: rounds of the release and preview
+# Env: RUNS (3), CLEAN_RUNS (5: rounds of the release and preview
 # sections), N (100), JOBS (nproc), NOOP_RUNS (10), SKIP, PARENDER_BIN (a
 # prebuilt binary instead of `cargo build --release`), PYTHON (.venv/bin/python).
 # scripts/bench-noop.sh keeps the 200-scene no-op build with the fake
@@ -30,7 +30,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 PY=${PYTHON:-$ROOT/.venv/bin/python}
 RUNS=${RUNS:-3}
-CLEAN_RUNS=${CLEAN_RUNS:-3}
+CLEAN_RUNS=${CLEAN_RUNS:-5}
 N=${N:-100}
 SKIP=${SKIP:-}
 NOOP_RUNS=${NOOP_RUNS:-10}
