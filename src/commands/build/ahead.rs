@@ -14,7 +14,6 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::schedule::Context;
 use crate::config::SubtitleMode;
 use crate::ffmpeg::Ffmpeg;
 use crate::media::mux::Segment;
@@ -29,23 +28,31 @@ pub(super) struct TrackAhead {
 }
 
 impl TrackAhead {
-    pub fn new(ctx: &Context<'_>) -> TrackAhead {
+    /// For a video of `scenes` scenes; chunks are kept in `kept` (the
+    /// stitch's), encoded with `ffmpeg` in `work`, `jobs` at once.
+    pub fn new(
+        scenes: usize,
+        ffmpeg: Ffmpeg,
+        kept: PathBuf,
+        work: PathBuf,
+        jobs: usize,
+        cancel: CancellationToken,
+    ) -> TrackAhead {
         let (start, latest) = watch::channel(Vec::new());
         let over = CancellationToken::new();
         let encoder = tokio::spawn(encode_starts(
             Encoder {
-                ffmpeg: ctx.services.ffmpeg.in_background(),
-                kept: ctx.p.store.dir().join("aac"),
-                work: ctx.scratch.join("stitch"),
-                // Encodes run here, even when renders run on a cluster.
-                jobs: ctx.p.settings.jobs.min(crate::settings::default_jobs()),
-                cancel: ctx.cancel.clone(),
+                ffmpeg,
+                kept,
+                work,
+                jobs,
+                cancel,
             },
             latest,
             over.clone(),
         ));
         TrackAhead {
-            starts: Starts::new(ctx.p.discovery.scenes.len()),
+            starts: Starts::new(scenes),
             start,
             over,
             encoder,

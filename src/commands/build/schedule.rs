@@ -79,8 +79,9 @@ pub(super) async fn render_stale(
     ctx.reporter.start_progress(ordered.len());
     let jobs = ctx.p.settings.jobs;
     let slots = Arc::new(Semaphore::new(jobs));
-    // Muxes run here, even when renders run on a cluster.
-    let muxes = Arc::new(Semaphore::new(jobs.min(crate::settings::default_jobs())));
+    // Muxes and encodes run here, even when renders run on a cluster.
+    let local_jobs = jobs.min(crate::settings::default_jobs());
+    let muxes = Arc::new(Semaphore::new(local_jobs));
     let mut tasks = tokio::task::JoinSet::new();
     let mut victims = Vec::new();
     for (n, (expected, i, corrupt)) in ordered.into_iter().enumerate() {
@@ -135,7 +136,14 @@ pub(super) async fn render_stale(
         });
     }
     let mut timings = RenderTimings::default();
-    let mut ahead = TrackAhead::new(ctx);
+    let mut ahead = TrackAhead::new(
+        ctx.p.discovery.scenes.len(),
+        ctx.services.ffmpeg.in_background(),
+        ctx.p.store.dir().join("aac"),
+        ctx.scratch.join("stitch"),
+        local_jobs,
+        ctx.cancel.clone(),
+    );
     let all_done = CancellationToken::new();
     let joining = async {
         let _done = all_done.clone().drop_guard();
