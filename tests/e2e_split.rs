@@ -321,20 +321,25 @@ async fn a_failing_piece_fails_the_split_render_with_the_scenes_error() {
 
 const LONG_SCENE: &str = "from manim import *\n\n\nclass Long(Scene):\n    def construct(self):\n        s = Square()\n        self.play(Create(s), run_time=2)\n        self.play(s.animate.shift(LEFT * 2), run_time=2)\n        t = Text(\"half way\").next_to(s, DOWN)\n        self.play(Write(t), run_time=2)\n        self.play(Rotate(s, PI), run_time=2)\n        self.play(FadeOut(s), FadeOut(t), run_time=2)\n        self.wait(1)\n";
 
+/// `parender build -q m` with two job slots (and `extra` in parender.toml)
+/// of a project whose one scene file is `source` at `file`: the video's
+/// rgb24 frame hashes, what the build said, the project.
+fn build_two_slots(file: &str, source: &str, extra: &str) -> (Vec<String>, String, TestProject) {
+    let p = TestProject::new(&format!("jobs = 2\n{extra}"));
+    p.write(file, source);
+    let video = p.path().join("talk.mp4");
+    let out = p.parender(&["build", "-q", "m", "-o", video.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    (rgb_frame_md5s(&video), err, p)
+}
+
 /// Through the binary, warm backend: a build whose one render is long
 /// splits it over the two job slots, and the video is the one a build with
 /// `[render] split = false` makes, frame for frame.
 #[test]
 fn a_build_splits_its_one_long_render_and_the_video_is_the_same() {
-    let build = |extra: &str| {
-        let p = TestProject::new(&format!("jobs = 2\n{extra}"));
-        p.write("scenes/long.py", LONG_SCENE);
-        let video = p.path().join("talk.mp4");
-        let out = p.parender(&["build", "-q", "m", "-o", video.to_str().unwrap()]);
-        let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(out.status.success(), "{err}");
-        (rgb_frame_md5s(&video), err, p)
-    };
+    let build = |extra: &str| build_two_slots("scenes/long.py", LONG_SCENE, extra);
     let (split, said, _a) = build("");
     assert!(
         said.contains("Splitting scenes/long.py:Long into 2 pieces"),
@@ -384,15 +389,7 @@ const THREE: &str = "from manim import *\n\n\nclass A(Scene):\n    def construct
 
 #[test]
 fn a_free_job_slot_takes_the_rest_of_the_last_render_and_the_video_is_the_same() {
-    let build = |extra: &str| {
-        let p = TestProject::new(&format!("jobs = 2\n{extra}"));
-        p.write("scenes/three.py", THREE);
-        let video = p.path().join("talk.mp4");
-        let out = p.parender(&["build", "-q", "m", "-o", video.to_str().unwrap()]);
-        let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(out.status.success(), "{err}");
-        (rgb_frame_md5s(&video), err, p)
-    };
+    let build = |extra: &str| build_two_slots("scenes/three.py", THREE, extra);
     let (stolen, said, a) = build("");
     assert!(
         said.contains("Splitting scenes/three.py:") && said.contains(" from animation "),
