@@ -27,11 +27,12 @@ pub const SAMPLE_RATE: u64 = 48_000;
 pub const CHANNELS: u64 = 2;
 pub const BYTES_PER_SAMPLE: u64 = 2 * CHANNELS;
 
-/// ffmpeg's options for a decoded track: audio only, stereo, 48 kHz.
 /// The niceness added to work done in the background of renders: enough
 /// that a render on the build's critical path keeps its CPU, not so much
 /// that the work starves on a busy desktop.
 const BACKGROUND_NICE: i32 = 10;
+
+/// ffmpeg's options for a decoded track: audio only, stereo, 48 kHz.
 const AUDIO_48K_STEREO: [&str; 5] = ["-vn", "-ac", "2", "-ar", "48000"];
 
 /// What must agree between videos that are joined by stream copy.

@@ -70,7 +70,6 @@ impl TrackAhead {
     /// (the stitch would do the same work again), starts none.
     pub async fn finish(self) {
         self.over.cancel();
-        drop(self.start);
         let _ = self.encoder.await;
     }
 }
