@@ -162,7 +162,8 @@ impl VideoInfo {
         ((num + den / 2) / den) as u64
     }
 
-    fn frame_bytes(&self) -> usize {
+    /// Bytes of one decoded yuv420p frame.
+    pub(crate) fn frame_bytes(&self) -> usize {
         let (w, h) = (self.width as usize, self.height as usize);
         w * h + 2 * (w.div_ceil(2) * h.div_ceil(2))
     }
@@ -234,6 +235,40 @@ fn last_frame_at(info: &VideoInfo) -> Option<String> {
         let at = (info.frames as f64 - 1.5) * info.fps_den as f64 / info.fps_num as f64;
         format!("{at:.6}")
     })
+}
+
+/// The arguments of an ffmpeg run that loops the one frame of `input`
+/// (after `pts`, a filter that retimes it, if any) into each of `outs`,
+/// `(frames, path)`, encoded with Manim's codec settings and [`HOLD_X264`].
+fn hold_args(
+    input: &[OsString],
+    pts: &str,
+    info: &VideoInfo,
+    outs: &[(u64, &Path)],
+) -> Vec<OsString> {
+    let most = outs.iter().map(|o| o.0).max().unwrap_or(1);
+    let labels: String = (0..outs.len()).map(|i| format!("[o{i}]")).collect();
+    let graph = format!(
+        "[0:v]loop=loop={}:size=1:start=0,{pts}split={}{labels}",
+        most.saturating_sub(1),
+        outs.len()
+    );
+    let timescale = info.tb_den / info.tb_num.max(1);
+    let mut args: Vec<OsString> = args!["-nostdin", "-v", "error", "-y"].into();
+    args.extend(input.iter().cloned());
+    args.extend(args!["-filter_complex", graph]);
+    for (i, (frames, path)) in outs.iter().enumerate() {
+        args.extend(args![
+            "-map",
+            format!("[o{i}]"),
+            "-frames:v",
+            frames.to_string()
+        ]);
+        args.extend(manim_x264_args(timescale));
+        args.extend(HOLD_X264.map(OsString::from));
+        args.push(path.into());
+    }
+    args
 }
 
 #[derive(Debug, Clone)]
@@ -538,6 +573,17 @@ impl Ffmpeg {
         frames: u64,
         out: &Path,
     ) -> Result<(), Error> {
+        self.encode_holds_of(video, info, &[(frames, out)]).await
+    }
+
+    /// [`Ffmpeg::encode_hold_of`] into several files at once, each `(frames,
+    /// path)`: one seek, one decode, one process.
+    pub async fn encode_holds_of(
+        &self,
+        video: &Path,
+        info: &VideoInfo,
+        outs: &[(u64, &Path)],
+    ) -> Result<(), Error> {
         let Some(at) = last_frame_at(info) else {
             return Err(Error::Media {
                 tool: "ffmpeg",
@@ -545,23 +591,9 @@ impl Ffmpeg {
                 message: "too short to seek to its last frame".into(),
             });
         };
-        let loops = format!(
-            "loop=loop={}:size=1:start=0,setpts=N/FRAME_RATE/TB",
-            frames.saturating_sub(1)
-        );
-        let count = frames.to_string();
-        let timescale = info.tb_den / info.tb_num.max(1);
-        let args = args![
-            "-nostdin", "-v", "error", "-y", "-ss", at, "-i", video, "-vf", loops
-        ];
-        let args: Vec<OsString> = args
-            .into_iter()
-            .chain(args!["-frames:v", count])
-            .chain(manim_x264_args(timescale))
-            .chain(HOLD_X264.map(OsString::from))
-            .chain([OsString::from(out)])
-            .collect();
-        self.run("ffmpeg", &args, out).await?;
+        let input = args!["-ss", at, "-i", video];
+        let args = hold_args(&input, "setpts=N/FRAME_RATE/TB,", info, outs);
+        self.run("ffmpeg", &args, video).await?;
         Ok(())
     }
 
@@ -575,41 +607,33 @@ impl Ffmpeg {
         frames: u64,
         out: &Path,
     ) -> Result<(), Error> {
+        self.encode_holds(frame, info, &[(frames, out)]).await
+    }
+
+    /// [`Ffmpeg::encode_hold`] into several files at once, each `(frames,
+    /// path)`.
+    pub async fn encode_holds(
+        &self,
+        frame: &Path,
+        info: &VideoInfo,
+        outs: &[(u64, &Path)],
+    ) -> Result<(), Error> {
         let size = format!("{}x{}", info.width, info.height);
         let rate = format!("{}/{}", info.fps_num, info.fps_den);
-        let loops = format!("loop=loop={}:size=1:start=0", frames.saturating_sub(1));
-        let count = frames.to_string();
-        let timescale = info.tb_den / info.tb_num.max(1);
-        self.run(
-            "ffmpeg",
-            &args![
-                "-nostdin",
-                "-v",
-                "error",
-                "-y",
-                "-f",
-                "rawvideo",
-                "-pix_fmt",
-                "yuv420p",
-                "-s",
-                size,
-                "-framerate",
-                rate,
-                "-i",
-                frame,
-                "-vf",
-                loops,
-                "-frames:v",
-                count,
-            ]
-            .into_iter()
-            .chain(manim_x264_args(timescale))
-            .chain(HOLD_X264.map(OsString::from))
-            .chain([OsString::from(out)])
-            .collect::<Vec<_>>(),
-            out,
-        )
-        .await?;
+        let input = args![
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "yuv420p",
+            "-s",
+            size,
+            "-framerate",
+            rate,
+            "-i",
+            frame
+        ];
+        let args = hold_args(&input, "", info, outs);
+        self.run("ffmpeg", &args, frame).await?;
         Ok(())
     }
 
@@ -878,6 +902,28 @@ mod tests {
         let first_held = &all_frames(&one_run)[..n];
         let before_last = &all_frames(&video)[38 * n..39 * n];
         assert!(first_held != before_last);
+    }
+
+    #[tokio::test]
+    async fn holds_into_several_files_in_one_run_equal_one_file_each() {
+        let t = tempfile::tempdir().unwrap();
+        let ff = testing::on_path();
+        let video = t.path().join("v.mp4");
+        stepping_video(&video, 40, 15);
+        let info = ff.probe_video(&video).await.unwrap();
+        let (a, b) = (t.path().join("a.mp4"), t.path().join("b.mp4"));
+        ff.encode_holds_of(&video, &info, &[(8, &a), (3, &b)])
+            .await
+            .unwrap();
+        for (frames, path) in [(8, &a), (3, &b)] {
+            let alone = t.path().join(format!("alone-{frames}.mp4"));
+            ff.encode_hold_of(&video, &info, frames, &alone)
+                .await
+                .unwrap();
+            let got = ff.probe_video(path).await.unwrap();
+            assert_eq!((got.frames, got.format()), (frames, info.format()));
+            assert!(all_frames(path) == all_frames(&alone), "{frames} frames");
+        }
     }
 
     #[test]

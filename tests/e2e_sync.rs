@@ -70,7 +70,9 @@ struct SceneSpec {
 
 fn specs() -> Vec<SceneSpec> {
     vec![
-        // 15 frames of video, 1.5 s of audio: the last frame is held.
+        // 15 frames of video, 2.5 s of audio: the last frame is held for 23
+        // frames, long enough to be made of half-second units (8 frames,
+        // joined twice) and the rest (7).
         SceneSpec {
             file: "01_red.py",
             class: "Red",
@@ -82,7 +84,7 @@ fn specs() -> Vec<SceneSpec> {
                 file: "01_red.wav",
                 rate: 48_000,
                 channels: 1,
-                seconds: 1.5,
+                seconds: 2.5,
             }),
         },
         // 30 frames of video, 1.2 s of audio: silence pads the audio.

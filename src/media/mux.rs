@@ -5,7 +5,8 @@
 //! gap) is longer than the video, the last frame is held: only the held tail
 //! is encoded, with the codec settings, frame rate and time base of Manim's
 //! own file, and joined to it by stream copy, so the scene's own frames stay
-//! bit-identical. The narration and the scene's sound (`add_sound`,
+//! bit-identical; a long hold is half-second units encoded once and joined
+//! as often as needed, then the rest ([`HOLD_UNIT_SECONDS`]). The narration and the scene's sound (`add_sound`,
 //! manim-voiceover) are decoded to PCM here and mixed sample-exact from the
 //! scene's first frame, at their own levels (summed, saturating; clipping is
 //! counted and reported, not hidden by a limiter). The mix is kept as FLAC
@@ -77,13 +78,17 @@ impl Segment {
 }
 
 /// Bumped whenever what a cached mux holds changes meaning.
-pub const MUX_FORMAT: &str = "parender-mux-v4";
+pub const MUX_FORMAT: &str = "parender-mux-v5";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct MuxMeta {
     frames: u64,
-    /// blake3 of `hold.mp4`, when the last frame is held.
+    /// blake3 of `hold.mp4`: the held frames after the units (all of them
+    /// when there are none).
     hold: Option<String>,
+    /// A long hold's unit, joined `count` times before `hold.mp4`.
+    #[serde(default)]
+    unit: Option<HeldUnit>,
     /// blake3 of `audio.flac` and its length in samples, with any audio.
     audio: Option<(String, u64)>,
     #[serde(default)]
@@ -91,6 +96,52 @@ struct MuxMeta {
     /// Inputs left out, reported again on every use of the cached mux.
     #[serde(default)]
     problems: Vec<Problem>,
+}
+
+/// `hold-unit.mp4` of a mux folder: `frames` held frames, joined `count`
+/// times by stream copy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct HeldUnit {
+    hash: String,
+    frames: u64,
+    count: u64,
+}
+
+/// The held frames' files in a mux folder.
+const HOLD: &str = "hold.mp4";
+const HOLD_UNIT: &str = "hold-unit.mp4";
+
+/// A long hold is made of units of this length, encoded once and joined by
+/// stream copy, so its cost stops growing with its length: x264 spends
+/// 7 ms per held 1080p frame (a 2.5 s hold at 60 fps: 1.2 CPU-s in one
+/// file; as 30-frame units and the rest, 0.5 s). Each unit starts with a
+/// key frame of the same picture (about 13 kB at 1080p).
+const HOLD_UNIT_SECONDS: f64 = 0.5;
+
+/// How `frames` held frames are made: `count` copies of a unit of `unit`
+/// frames, then `rest` frames in a file of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct HoldPlan {
+    unit: u64,
+    count: u64,
+    rest: u64,
+}
+
+fn hold_plan(frames: u64, fps: f64) -> HoldPlan {
+    let unit = (fps * HOLD_UNIT_SECONDS).ceil();
+    if !(1.0..1e6).contains(&unit) || frames < 2 * unit as u64 {
+        return HoldPlan {
+            unit: 0,
+            count: 0,
+            rest: frames,
+        };
+    }
+    let unit = unit as u64;
+    HoldPlan {
+        unit,
+        count: frames / unit,
+        rest: frames % unit,
+    }
 }
 
 /// Inputs of one scene's mux: the rendered video, its own sound, its
@@ -259,15 +310,33 @@ fn cached(dir: &Path, input: &MuxInput<'_>, hashes: &HashCache) -> Result<Option
     let intact = |name: &str, want: &str| -> Result<bool, Error> {
         Ok(hashes.hash(&dir.join(name))?.as_deref() == Some(want))
     };
+    let mut held = meta.frames.checked_sub(input.info.frames);
+    if let Some(u) = &meta.unit {
+        if !intact(HOLD_UNIT, &u.hash)? {
+            let _ = std::fs::remove_dir_all(dir);
+            return Ok(None);
+        }
+        let unit = Piece {
+            path: dir.join(HOLD_UNIT),
+            frames: u.frames,
+        };
+        pieces.extend(std::iter::repeat_n(unit, u.count as usize));
+        held = held.and_then(|h| h.checked_sub(u.frames * u.count));
+    }
     if let Some(h) = &meta.hold {
-        if !intact("hold.mp4", h)? {
+        if !intact(HOLD, h)? {
             let _ = std::fs::remove_dir_all(dir);
             return Ok(None);
         }
         pieces.push(Piece {
-            path: dir.join("hold.mp4"),
-            frames: meta.frames - input.info.frames,
+            path: dir.join(HOLD),
+            frames: held.unwrap_or(0),
         });
+    }
+    if held.is_none() || pieces.iter().any(|p| p.frames == 0) {
+        // Frames that do not add up: not a mux this version wrote.
+        let _ = std::fs::remove_dir_all(dir);
+        return Ok(None);
     }
     let audio = match &meta.audio {
         Some((h, n)) => {
@@ -308,13 +377,18 @@ async fn build(
     let samples = audio.flac.as_ref().map_or(0, |(_, n)| *n);
     let audio_frames = info.frames_for_samples(samples);
     let frames = info.frames.max(audio_frames) + input.gap_frames;
-    let hold = frames - info.frames;
-    let mut hold_hash = None;
-    if hold > 0 {
-        let tail = work.join("hold.mp4");
-        encode_hold(ff, input, hold, work, &tail).await?;
-        hold_hash = hashes.hash(&tail)?;
-    }
+    let plan = hold_plan(frames - info.frames, info.fps());
+    encode_hold(ff, input, plan, work).await?;
+    let hash_of = |name: &str| Ok::<_, Error>(hashes.hash(&work.join(name))?.unwrap_or_default());
+    let hold_hash = (plan.rest > 0).then(|| hash_of(HOLD)).transpose()?;
+    let unit = match plan.count {
+        0 => None,
+        count => Some(HeldUnit {
+            hash: hash_of(HOLD_UNIT)?,
+            frames: plan.unit,
+            count,
+        }),
+    };
     let flac = match audio.flac {
         Some((flac, n)) => Some((hashes.hash(&flac)?.unwrap_or_default(), n)),
         None => None,
@@ -322,6 +396,7 @@ async fn build(
     Ok(MuxMeta {
         frames,
         hold: hold_hash,
+        unit,
         audio: flac,
         clipped: audio.clipped,
         problems: audio.problems,
@@ -582,31 +657,48 @@ async fn encode_flac(ff: &Ffmpeg, pcm: &Path, flac: &Path) -> Result<(), Error> 
     Ok(())
 }
 
-/// Encodes `hold` frames of the video's last frame to `tail`, checked to
-/// join the video by stream copy: in one ffmpeg run, else (a video whose
-/// timestamps are off its frame grid) from the last frame decoded apart.
+/// Encodes the held frames of `plan` (its unit and the rest, as
+/// [`HOLD_UNIT`] and [`HOLD`] in `work`), checked to join the video by
+/// stream copy: in one ffmpeg run, else (a video whose timestamps are off
+/// its frame grid) from the last frame decoded apart.
 async fn encode_hold(
     ff: &Ffmpeg,
     input: &MuxInput<'_>,
-    hold: u64,
+    plan: HoldPlan,
     work: &Path,
-    tail: &Path,
 ) -> Result<(), Error> {
+    let (unit, rest) = (work.join(HOLD_UNIT), work.join(HOLD));
+    let outs: Vec<(u64, &Path)> = [(plan.unit, &unit), (plan.rest, &rest)]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, p)| (n, p.as_path()))
+        .collect();
+    if outs.is_empty() {
+        return Ok(());
+    }
     let info = input.info;
-    if ff
-        .encode_hold_of(input.video, info, hold, tail)
-        .await
-        .is_ok()
-        && check_hold(ff, input, hold, tail).await.is_ok()
+    if ff.encode_holds_of(input.video, info, &outs).await.is_ok()
+        && check_holds(ff, input, &outs).await.is_ok()
     {
         return Ok(());
     }
     let last = ff.last_frame(input.video, info).await?;
     let raw = work.join("last.yuv");
     std::fs::write(&raw, &last).map_err(|e| Error::io(&raw, e))?;
-    ff.encode_hold(&raw, info, hold, tail).await?;
+    ff.encode_holds(&raw, info, &outs).await?;
     let _ = std::fs::remove_file(&raw);
-    check_hold(ff, input, hold, tail).await
+    check_holds(ff, input, &outs).await
+}
+
+async fn check_holds(
+    ff: &Ffmpeg,
+    input: &MuxInput<'_>,
+    outs: &[(u64, &Path)],
+) -> Result<(), Error> {
+    for (frames, path) in outs {
+        check_hold(ff, input, *frames, path).await?;
+    }
+    Ok(())
 }
 
 /// Whether the held tail has `hold` frames in the scene's format.
@@ -728,6 +820,114 @@ mod tests {
     use super::*;
     use crate::ffmpeg::testing::{ffmpeg, on_path};
     use std::ffi::OsStr;
+
+    #[test]
+    fn a_long_hold_is_made_of_half_second_units_and_the_rest() {
+        let plan = |frames, fps| {
+            let p = hold_plan(frames, fps);
+            (p.unit, p.count, p.rest)
+        };
+        assert_eq!(plan(150, 60.0), (30, 5, 0));
+        assert_eq!(plan(91, 60.0), (30, 3, 1));
+        assert_eq!(plan(45, 15.0), (8, 5, 5));
+        // Shorter than two units: one file, as before.
+        assert_eq!(plan(59, 60.0), (0, 0, 59));
+        assert_eq!(plan(0, 60.0), (0, 0, 0));
+        assert_eq!(plan(100, f64::NAN), (0, 0, 100));
+    }
+
+    /// The decoded frames of `video`, yuv420p.
+    fn decoded(video: &Path) -> Vec<u8> {
+        let args = ["-f", "rawvideo", "-pix_fmt", "yuv420p", "pipe:1"];
+        let input = [OsStr::new("-i"), video.as_os_str()];
+        ffmpeg(input.into_iter().chain(args.map(OsStr::new)))
+    }
+
+    #[tokio::test]
+    async fn a_long_hold_joins_its_units_to_the_frames_the_narration_needs() {
+        let t = tempfile::tempdir().unwrap();
+        let (ff, hashes) = (on_path(), HashCache::default());
+        let video = t.path().join("v.mp4");
+        let src =
+            "color=black:size=64x48:rate=15,format=yuv420p,geq=lum='mod(N*9+X,256)':cb=128:cr=128";
+        let args = [
+            "-f",
+            "lavfi",
+            "-i",
+            src,
+            "-frames:v",
+            "10",
+            "-c:v",
+            "libx264",
+        ];
+        let tb = ["-video_track_timescale", "15360"];
+        ffmpeg(
+            args.iter()
+                .chain(&tb)
+                .map(OsStr::new)
+                .chain([video.as_os_str()]),
+        );
+        let wav = t.path().join("n.wav");
+        let sine = ["-f", "lavfi", "-i", "sine=d=3", "-ar", "48000"];
+        ffmpeg(sine.iter().map(OsStr::new).chain([wav.as_os_str()]));
+        let info = ff.probe_video(&video).await.unwrap();
+        let scene = SceneId::new("scenes/a.py", "A");
+        let input = MuxInput {
+            scene: &scene,
+            video: &video,
+            video_hash: "v",
+            info: &info,
+            sound: None,
+            audio: Some(&wav),
+            gap_frames: 0,
+            ahead: None,
+        };
+        let cache = t.path().join("mux");
+        let seg = mux(&ff, &input, &cache, &hashes).await.unwrap();
+        // 3 s at 15 fps: the video's 10 frames, 4 units of 8, the rest 3.
+        let frames: Vec<u64> = seg.pieces.iter().map(|p| p.frames).collect();
+        assert_eq!(frames, [10, 8, 8, 8, 8, 3]);
+        assert_eq!(seg.frames, 45);
+        let again = mux(&ff, &input, &cache, &hashes).await.unwrap();
+        assert_eq!(
+            again.pieces, seg.pieces,
+            "the cached mux has the same pieces"
+        );
+        // Joined by stream copy, every held frame shows the last frame.
+        let list = t.path().join("list.txt");
+        let lines: String = seg
+            .pieces
+            .iter()
+            .map(|p| format!("file '{}'\n", p.path.display()))
+            .collect();
+        std::fs::write(&list, lines).unwrap();
+        let joined = t.path().join("joined.mp4");
+        let concat = ["-f", "concat", "-safe", "0", "-i"].map(OsStr::new);
+        let copy = ["-c", "copy"].map(OsStr::new);
+        ffmpeg(
+            concat
+                .into_iter()
+                .chain([list.as_os_str()])
+                .chain(copy)
+                .chain([joined.as_os_str()]),
+        );
+        let all = decoded(&joined);
+        let n = info.frame_bytes();
+        assert_eq!(all.len(), 45 * n);
+        let last = &decoded(&video)[9 * n..10 * n];
+        for (i, frame) in all.chunks(n).enumerate().skip(10) {
+            let off: u64 = frame
+                .iter()
+                .zip(last)
+                .map(|(a, b)| a.abs_diff(*b) as u64)
+                .sum();
+            // Lossy, but less than a level per pixel on average.
+            assert!(
+                off < n as u64,
+                "held frame {i} is {off} levels off the last"
+            );
+        }
+    }
 
     #[tokio::test]
     async fn narration_decoded_ahead_is_whole_or_says_what_is_wrong() {
