@@ -226,30 +226,44 @@ sequential() {
 
 # Clean build of the example: parender vs plain pipeline vs sequential,
 # in CLEAN_RUNS rounds (each round all three, one after the other, so a
-# change in the machine's load reaches all of them); the medians compared.
+# change in the machine's load reaches all of them; odd rounds run them in
+# that order, even rounds in the reverse one, so a load that rises or falls
+# through a round favours none of them); the medians compared.
 section_clean() {
-  local name=$1 q=$2 dir p pl r ps=() pls=() seqw=() seqc=() per=()
+  local name=$1 q=$2 dir p pl r what ps=() pls=() seqw=() seqc=() per=()
   shift 2
   for r in $(seq "$CLEAN_RUNS"); do
     dir=$work/$name/$r
-    say "[$name] round $r of $CLEAN_RUNS: clean build of examples/lecture ($q), parender --jobs $JOBS $*..."
-    lecture_copy "$dir/parender"
-    pbuild "$dir/parender" "$dir/parender.jsonl" --jobs "$JOBS" -o "$dir/parender.mp4" "$@"
-    p=$ELAPSED
-    ps+=("$p")
-    note "$name, round $r, parender: $(secs "$p"), of which $(secs "$(tail_seconds "$dir/parender.jsonl")") after its last render finished (mux + stitch tail); video $(calc '%.2f' "$(vduration "$dir/parender.mp4")") s"
-    say "[$name] round $r: plain pipeline (pool of $JOBS)..."
-    lecture_copy "$dir/plain-project"
-    plain_pipeline "$dir/plain-project" "$dir/plain" "$q"
-    pl=$ELAPSED
-    pls+=("$pl")
-    note "$name, round $r, plain pipeline: $(secs "$pl"): Σ render $PLAIN_RENDER s, Σ per-scene mux $PLAIN_MUX s, concat after the pool $(secs "$PLAIN_CONCAT"); video $(calc '%.2f' "$(vduration "$PLAIN_OUT")") s"
-    say "[$name] round $r: sequential manim..."
-    lecture_copy "$dir/seq-project"
-    sequential "$dir/seq-project" "$dir/seq" "$q"
-    seqw+=("$SEQ_WALL")
-    seqc+=("$SEQ_CPU")
-    note "$name, round $r, sequential manim: $(secs "$SEQ_WALL") wall, $(secs "$SEQ_CPU") CPU (user+sys) over all scenes"
+    local order=(parender plain sequential)
+    [ $((r % 2)) -eq 0 ] && order=(sequential plain parender)
+    for what in "${order[@]}"; do
+      case $what in
+        parender)
+          say "[$name] round $r of $CLEAN_RUNS: clean build of examples/lecture ($q), parender --jobs $JOBS $*..."
+          lecture_copy "$dir/parender"
+          pbuild "$dir/parender" "$dir/parender.jsonl" --jobs "$JOBS" -o "$dir/parender.mp4" "$@"
+          p=$ELAPSED
+          ps+=("$p")
+          note "$name, round $r, parender: $(secs "$p"), of which $(secs "$(tail_seconds "$dir/parender.jsonl")") after its last render finished (mux + stitch tail); video $(calc '%.2f' "$(vduration "$dir/parender.mp4")") s"
+          ;;
+        plain)
+          say "[$name] round $r: plain pipeline (pool of $JOBS)..."
+          lecture_copy "$dir/plain-project"
+          plain_pipeline "$dir/plain-project" "$dir/plain" "$q"
+          pl=$ELAPSED
+          pls+=("$pl")
+          note "$name, round $r, plain pipeline: $(secs "$pl"): Σ render $PLAIN_RENDER s, Σ per-scene mux $PLAIN_MUX s, concat after the pool $(secs "$PLAIN_CONCAT"); video $(calc '%.2f' "$(vduration "$PLAIN_OUT")") s"
+          ;;
+        sequential)
+          say "[$name] round $r: sequential manim..."
+          lecture_copy "$dir/seq-project"
+          sequential "$dir/seq-project" "$dir/seq" "$q"
+          seqw+=("$SEQ_WALL")
+          seqc+=("$SEQ_CPU")
+          note "$name, round $r, sequential manim: $(secs "$SEQ_WALL") wall, $(secs "$SEQ_CPU") CPU (user+sys) over all scenes"
+          ;;
+      esac
+    done
     per+=("$(ratio "$p" "$pl") / $(ratio "$p" "$(calc '%.3f' "$SEQ_CPU / $CORES")")")
   done
   note "$name, each round's ratios (vs plain pipeline / vs lower bound): ${per[*]}"

@@ -310,7 +310,24 @@ fn cached(dir: &Path, input: &MuxInput<'_>, hashes: &HashCache) -> Result<Option
     let intact = |name: &str, want: &str| -> Result<bool, Error> {
         Ok(hashes.hash(&dir.join(name))?.as_deref() == Some(want))
     };
-    let mut held = meta.frames.checked_sub(input.info.frames);
+    // Held frames after the units; `None` when the frames do not add up
+    // (not a mux this version wrote).
+    let rest = meta
+        .unit
+        .as_ref()
+        .map_or(Some(0), |u| {
+            u.frames.checked_mul(u.count).filter(|n| *n > 0)
+        })
+        .and_then(|units| {
+            meta.frames
+                .checked_sub(input.info.frames)?
+                .checked_sub(units)
+        })
+        .filter(|rest| (*rest > 0) == meta.hold.is_some());
+    let Some(rest) = rest else {
+        let _ = std::fs::remove_dir_all(dir);
+        return Ok(None);
+    };
     if let Some(u) = &meta.unit {
         if !intact(HOLD_UNIT, &u.hash)? {
             let _ = std::fs::remove_dir_all(dir);
@@ -321,7 +338,6 @@ fn cached(dir: &Path, input: &MuxInput<'_>, hashes: &HashCache) -> Result<Option
             frames: u.frames,
         };
         pieces.extend(std::iter::repeat_n(unit, u.count as usize));
-        held = held.and_then(|h| h.checked_sub(u.frames * u.count));
     }
     if let Some(h) = &meta.hold {
         if !intact(HOLD, h)? {
@@ -330,13 +346,8 @@ fn cached(dir: &Path, input: &MuxInput<'_>, hashes: &HashCache) -> Result<Option
         }
         pieces.push(Piece {
             path: dir.join(HOLD),
-            frames: held.unwrap_or(0),
+            frames: rest,
         });
-    }
-    if held.is_none() || pieces.iter().any(|p| p.frames == 0) {
-        // Frames that do not add up: not a mux this version wrote.
-        let _ = std::fs::remove_dir_all(dir);
-        return Ok(None);
     }
     let audio = match &meta.audio {
         Some((h, n)) => {
@@ -893,6 +904,22 @@ mod tests {
             again.pieces, seg.pieces,
             "the cached mux has the same pieces"
         );
+        // A kept mux whose frames do not add up is made again.
+        let kept = std::fs::read_dir(&cache)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let meta = kept.join("meta.json");
+        let text = std::fs::read_to_string(&meta).unwrap();
+        // (the units alone would make 42: then the rest file has no place)
+        let wrong = text.replace("\"frames\":45,", "\"frames\":42,");
+        assert_ne!(wrong, text);
+        std::fs::write(&meta, wrong).unwrap();
+        assert!(cached(&kept, &input, &hashes).unwrap().is_none());
+        let remade = mux(&ff, &input, &cache, &hashes).await.unwrap();
+        assert_eq!(remade.pieces, seg.pieces);
         // Joined by stream copy, every held frame shows the last frame.
         let list = t.path().join("list.txt");
         let lines: String = seg
