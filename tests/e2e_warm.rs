@@ -462,6 +462,26 @@ fn report(stdout: &[u8]) -> serde_json::Value {
     serde_json::from_str(last.unwrap_or_else(|| panic!("no report in {text}"))).unwrap()
 }
 
+/// `script` run with `args` in `p`'s root, in a warm worker's child and in
+/// a fresh Python: how each finished.
+async fn warm_and_cold(
+    p: &TestProject,
+    script: &str,
+    args: Vec<OsString>,
+) -> (parender::procs::Finished, parender::procs::Finished) {
+    let run = PythonRun {
+        script: script.into(),
+        args,
+        env: vec![],
+        cwd: p.path().to_path_buf(),
+        timeout: LONG,
+    };
+    let cancel = CancellationToken::new();
+    let warm = pool(p, 1).await.run_script(&run, &cancel).await.unwrap();
+    let cold = run_cli(&python(), run, &cancel).await.unwrap();
+    (warm, cold)
+}
+
 #[tokio::test]
 async fn discovery_runs_unchanged_through_a_worker() {
     let p = TestProject::new("");
@@ -474,16 +494,7 @@ async fn discovery_runs_unchanged_through_a_worker() {
     let files = ["scenes/good.py", "scenes/exits.py", "scenes/broken.py"];
     let mut args: Vec<OsString> = vec!["10".into()];
     args.extend(files.iter().map(OsString::from));
-    let run = PythonRun {
-        script: DISCOVER_PY.into(),
-        args,
-        env: vec![],
-        cwd: p.path().to_path_buf(),
-        timeout: LONG,
-    };
-    let cancel = CancellationToken::new();
-    let warm = pool(&p, 1).await.run_script(&run, &cancel).await.unwrap();
-    let cold = run_cli(&python(), run, &cancel).await.unwrap();
+    let (warm, cold) = warm_and_cold(&p, DISCOVER_PY, args).await;
     assert!(matches!(warm.outcome, Outcome::Exited(s) if s.success()));
     let (warm, cold) = (report(&warm.stdout), report(&cold.stdout));
     assert_eq!(warm, cold);
@@ -504,18 +515,10 @@ async fn renders_start_with_the_environment_parender_sets_for_them() {
     let p = TestProject::new("");
     let wanted = parender::python::python_env();
     let names: Vec<&str> = wanted.iter().map(|(k, _)| *k).collect();
-    let run = PythonRun {
-        script:
-            "import os, sys, json\nprint(json.dumps({k: os.environ.get(k) for k in sys.argv[1:]}))"
-                .into(),
-        args: names.iter().map(OsString::from).collect(),
-        env: vec![],
-        cwd: p.path().to_path_buf(),
-        timeout: LONG,
-    };
-    let cancel = CancellationToken::new();
-    let warm = pool(&p, 1).await.run_script(&run, &cancel).await.unwrap();
-    let cold = run_cli(&python(), run, &cancel).await.unwrap();
+    let script =
+        "import os, sys, json\nprint(json.dumps({k: os.environ.get(k) for k in sys.argv[1:]}))";
+    let args = names.iter().map(OsString::from).collect();
+    let (warm, cold) = warm_and_cold(&p, script, args).await;
     for finished in [warm, cold] {
         let seen = report(&finished.stdout);
         for (k, v) in &wanted {
