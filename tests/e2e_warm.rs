@@ -507,26 +507,6 @@ async fn discovery_runs_unchanged_through_a_worker() {
     );
 }
 
-/// Every Python that renders starts with parender's environment for it
-/// (glibc's allocator set for Manim's frames included, unless the user set
-/// it): warm workers' children and fresh processes alike.
-#[tokio::test]
-async fn renders_start_with_the_environment_parender_sets_for_them() {
-    let p = TestProject::new("");
-    let wanted = parender::python::python_env();
-    let names: Vec<&str> = wanted.iter().map(|(k, _)| *k).collect();
-    let script =
-        "import os, sys, json\nprint(json.dumps({k: os.environ.get(k) for k in sys.argv[1:]}))";
-    let args = names.iter().map(OsString::from).collect();
-    let (warm, cold) = warm_and_cold(&p, script, args).await;
-    for finished in [warm, cold] {
-        let seen = report(&finished.stdout);
-        for (k, v) in &wanted {
-            assert_eq!(seen[k], *v, "{k} in {seen}");
-        }
-    }
-}
-
 /// The interpreter the test venv was made from: no Manim in it.
 fn base_python() -> PathBuf {
     let out = run_tool(

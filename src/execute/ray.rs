@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ExecutorConfig;
 use crate::procs::{self, Finished, GroupGuard, Outcome};
-use crate::python::{PythonRun, RunScript, python_env};
+use crate::python::{PYTHON_ENV, PythonRun, RunScript};
 
 const CLIENT_PY: &str = include_str!("../../python/ray_client.py");
 const WORKER_PY: &str = include_str!("../../python/worker.py");
@@ -225,7 +225,7 @@ impl RayRunner {
         cmd.arg("-c")
             .arg(CLIENT_PY)
             .current_dir(&self.root)
-            .envs(python_env())
+            .envs(PYTHON_ENV.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(log_file);
@@ -248,7 +248,7 @@ impl RayRunner {
             "scratch": scratch,
             "excludes": excludes(&self.root, &self.scratch),
             "worker": WORKER_PY,
-            "python_env": python_env().into_iter().collect::<HashMap<_, _>>(),
+            "python_env": PYTHON_ENV.iter().copied().collect::<HashMap<_, _>>(),
         });
         let mut lines = BufReader::new(stdout).lines();
         let first = async {

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::analyze::toolchain::PINNED_MANIM;
 use crate::config::ExecutorConfig;
 use crate::procs::{self, Finished, Outcome};
-use crate::python::{PythonRun, RunScript, python_env};
+use crate::python::{PYTHON_ENV, PythonRun, RunScript};
 
 /// The prefix of every job name parender gives its steps.
 pub const JOB_PREFIX: &str = "parender-";
@@ -105,7 +105,7 @@ pub fn srun_args(
         format!("--time={}", time_limit_minutes(run.timeout)).into(),
         format!("--job-name={job_name}").into(),
         chdir,
-        // parender's environment, python_env() and the run's own included.
+        // parender's environment, PYTHON_ENV and the run's own included.
         "--export=ALL".into(),
     ];
     if let Some(p) = &config.partition {
@@ -355,7 +355,7 @@ impl SlurmRunner {
         let mut cmd = Command::new(srun);
         cmd.args(srun_args(&self.config, &self.python, run, &name))
             .current_dir(&run.cwd)
-            .envs(python_env())
+            .envs(PYTHON_ENV.iter().copied())
             .envs(run.env.iter().map(|(k, v)| (k, v)));
         let mut guard = CancelOnDrop(Some(name.clone()));
         let result = procs::run_group(cmd, run.timeout, cancel).await;

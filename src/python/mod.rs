@@ -74,39 +74,6 @@ pub const PYTHON_ENV: &[(&str, &str)] = &[
     ("NO_COLOR", "1"),
 ];
 
-/// glibc's allocator set for Manim's frames: a 1080p frame is an 8 MB
-/// array, allocated and freed many times per frame. By default glibc hands
-/// such blocks back to the kernel and maps them again, and every page of
-/// them faults in anew; kept in the heap (mmap threshold 32 MB, the most
-/// glibc accepts on 64-bit; heap trimmed only beyond 512 MB) they are
-/// reused. Measured here on the example's clean release build: 10% less CPU
-/// (52 instead of 56-59 CPU-s; the kernel's share halved), for 60-100 MB
-/// more memory per render. Pixels do not change: only where memory comes
-/// from does. Set only where the user has not tuned the allocator.
-pub const MALLOC_ENV: &[(&str, &str)] = &[
-    ("MALLOC_MMAP_THRESHOLD_", "33554432"),
-    ("MALLOC_TRIM_THRESHOLD_", "536870912"),
-];
-
-/// The environment every Python that runs the driver gets: [`PYTHON_ENV`],
-/// and [`MALLOC_ENV`] unless parender's own environment tunes glibc's
-/// allocator already (any `MALLOC_*` variable or `GLIBC_TUNABLES`).
-pub fn python_env() -> Vec<(&'static str, &'static str)> {
-    env_beside(std::env::vars_os().map(|(k, _)| k))
-}
-
-/// [`python_env`] for a process whose environment has the variables `names`.
-fn env_beside(
-    mut names: impl Iterator<Item = std::ffi::OsString>,
-) -> Vec<(&'static str, &'static str)> {
-    let tuned = names.any(|k| {
-        let k = k.to_string_lossy();
-        k == "GLIBC_TUNABLES" || k.starts_with("MALLOC_")
-    });
-    let malloc = if tuned { &[][..] } else { MALLOC_ENV };
-    PYTHON_ENV.iter().chain(malloc).copied().collect()
-}
-
 /// One run of a script as `python -c SCRIPT ARGS...`, in `cwd`, with `env`
 /// added to parender's environment: what both the CLI and the warm path run.
 #[derive(Debug, Clone)]
@@ -126,7 +93,7 @@ impl PythonRun {
             .arg(&self.script)
             .args(&self.args)
             .current_dir(&self.cwd)
-            .envs(python_env())
+            .envs(PYTHON_ENV.iter().copied())
             .envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
     }
@@ -139,29 +106,4 @@ pub async fn run_cli(
     cancel: &CancellationToken,
 ) -> std::io::Result<Finished> {
     procs::run_group(run.command(python), run.timeout, cancel).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_allocator_is_tuned_unless_the_user_tuned_it() {
-        let names = |v: &[&str]| {
-            v.iter()
-                .map(|s| s.into())
-                .collect::<Vec<std::ffi::OsString>>()
-        };
-        let env = env_beside(names(&["PATH", "HOME"]).into_iter());
-        assert!(MALLOC_ENV.iter().all(|kv| env.contains(kv)), "{env:?}");
-        assert!(PYTHON_ENV.iter().all(|kv| env.contains(kv)));
-        for theirs in [
-            "MALLOC_ARENA_MAX",
-            "MALLOC_TRIM_THRESHOLD_",
-            "GLIBC_TUNABLES",
-        ] {
-            let env = env_beside(names(&["PATH", theirs]).into_iter());
-            assert_eq!(env, PYTHON_ENV, "{theirs}");
-        }
-    }
 }

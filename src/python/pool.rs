@@ -33,7 +33,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
-use super::{PythonRun, python_env};
+use super::{PYTHON_ENV, PythonRun};
 use crate::procs::{self, Finished, Outcome};
 
 const WORKER_PY: &str = include_str!("../../python/worker.py");
@@ -230,7 +230,7 @@ impl Worker {
         cmd.arg("-c")
             .arg(WORKER_PY)
             .current_dir(root)
-            .envs(python_env())
+            .envs(PYTHON_ENV.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
