@@ -775,6 +775,13 @@ pub mod testing {
         assert!(out.status.success(), "ffmpeg failed: {err}");
         out.stdout
     }
+
+    /// Every decoded frame of `video`, yuv420p, end to end.
+    pub fn decoded_frames(video: &std::path::Path) -> Vec<u8> {
+        let input = [OsStr::new("-i"), video.as_os_str()];
+        let raw = ["-f", "rawvideo", "-pix_fmt", "yuv420p", "pipe:1"].map(OsStr::new);
+        ffmpeg(input.into_iter().chain(raw))
+    }
 }
 
 #[cfg(test)]
@@ -821,14 +828,6 @@ mod tests {
     }
 
     /// Every frame of `video` decoded, as yuv420p.
-    fn all_frames(video: &Path) -> Vec<u8> {
-        let v = video.as_os_str();
-        testing::ffmpeg(
-            [OsStr::new("-i"), v, "-f".as_ref(), "rawvideo".as_ref()]
-                .into_iter()
-                .chain(["-pix_fmt", "yuv420p", "pipe:1"].map(OsStr::new)),
-        )
-    }
 
     #[tokio::test]
     async fn the_last_frame_is_the_last_decoded_one() {
@@ -845,7 +844,7 @@ mod tests {
             stepping_video(&video, frames, fps);
             let info = ff.probe_video(&video).await.unwrap();
             assert_eq!(info.frames, frames);
-            let all = all_frames(&video);
+            let all = testing::decoded_frames(&video);
             let n = info.frame_bytes();
             assert_eq!(all.len(), n * frames as usize);
             let last = ff.last_frame(&video, &info).await.unwrap();
@@ -896,11 +895,11 @@ mod tests {
         ff.encode_hold(&raw, &info, 23, &two_runs).await.unwrap();
         let a = ff.probe_video(&one_run).await.unwrap();
         assert_eq!((a.frames, a.format()), (23, info.format()));
-        assert!(all_frames(&one_run) == all_frames(&two_runs));
+        assert!(testing::decoded_frames(&one_run) == testing::decoded_frames(&two_runs));
         // Not some other frame of the video.
         let n = info.frame_bytes();
-        let first_held = &all_frames(&one_run)[..n];
-        let before_last = &all_frames(&video)[38 * n..39 * n];
+        let first_held = &testing::decoded_frames(&one_run)[..n];
+        let before_last = &testing::decoded_frames(&video)[38 * n..39 * n];
         assert!(first_held != before_last);
     }
 
@@ -922,7 +921,10 @@ mod tests {
                 .unwrap();
             let got = ff.probe_video(path).await.unwrap();
             assert_eq!((got.frames, got.format()), (frames, info.format()));
-            assert!(all_frames(path) == all_frames(&alone), "{frames} frames");
+            assert!(
+                testing::decoded_frames(path) == testing::decoded_frames(&alone),
+                "{frames} frames"
+            );
         }
     }
 

@@ -6,10 +6,11 @@
 //! is encoded, with the codec settings, frame rate and time base of Manim's
 //! own file, and joined to it by stream copy, so the scene's own frames stay
 //! bit-identical; a long hold is half-second units encoded once and joined
-//! as often as needed, then the rest ([`HOLD_UNIT_SECONDS`]). The narration and the scene's sound (`add_sound`,
-//! manim-voiceover) are decoded to PCM here and mixed sample-exact from the
-//! scene's first frame, at their own levels (summed, saturating; clipping is
-//! counted and reported, not hidden by a limiter). The mix is kept as FLAC
+//! as often as needed, then the rest ([`HOLD_UNIT_SECONDS`]). The narration
+//! and the scene's sound (`add_sound`, manim-voiceover) are decoded to PCM
+//! here and mixed sample-exact from the scene's first frame, at their own
+//! levels (summed, saturating; clipping is counted and reported, not hidden
+//! by a limiter). The mix is kept as FLAC
 //! (lossless: decoding gives back every sample; its length in samples is in
 //! the meta), a sixth or so of the PCM for speech, and decoded again when
 //! [`crate::media::stitch`] lays the track out by sample count and encodes it
@@ -113,8 +114,8 @@ const HOLD_UNIT: &str = "hold-unit.mp4";
 
 /// A long hold is made of units of this length, encoded once and joined by
 /// stream copy, so its cost stops growing with its length: x264 spends
-/// 7 ms per held 1080p frame (a 2.5 s hold at 60 fps: 1.2 CPU-s in one
-/// file; as 30-frame units and the rest, 0.5 s). Each unit starts with a
+/// 7 ms per held 1080p frame (137 held frames at 60 fps: 1.4-1.7 CPU-s in
+/// one file, 0.7-0.8 s as 30-frame units and the rest). Each unit starts with a
 /// key frame of the same picture (about 13 kB at 1080p).
 const HOLD_UNIT_SECONDS: f64 = 0.5;
 
@@ -847,13 +848,6 @@ mod tests {
         assert_eq!(plan(100, f64::NAN), (0, 0, 100));
     }
 
-    /// The decoded frames of `video`, yuv420p.
-    fn decoded(video: &Path) -> Vec<u8> {
-        let args = ["-f", "rawvideo", "-pix_fmt", "yuv420p", "pipe:1"];
-        let input = [OsStr::new("-i"), video.as_os_str()];
-        ffmpeg(input.into_iter().chain(args.map(OsStr::new)))
-    }
-
     #[tokio::test]
     async fn a_long_hold_joins_its_units_to_the_frames_the_narration_needs() {
         let t = tempfile::tempdir().unwrap();
@@ -938,10 +932,10 @@ mod tests {
                 .chain(copy)
                 .chain([joined.as_os_str()]),
         );
-        let all = decoded(&joined);
+        let all = crate::ffmpeg::testing::decoded_frames(&joined);
         let n = info.frame_bytes();
         assert_eq!(all.len(), 45 * n);
-        let last = &decoded(&video)[9 * n..10 * n];
+        let last = &crate::ffmpeg::testing::decoded_frames(&video)[9 * n..10 * n];
         for (i, frame) in all.chunks(n).enumerate().skip(10) {
             let off: u64 = frame
                 .iter()

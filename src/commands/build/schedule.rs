@@ -230,8 +230,8 @@ async fn next_victim(victims: &[Arc<Victim>], all_done: &CancellationToken) -> O
 /// then finds every mux but the last ones in the mux cache. Its narration
 /// is decoded while it renders ([`EarlyMux::ahead`]). Both run at a lower
 /// CPU priority than renders, which they must not delay, and at most one
-/// per job slot (and local CPU) at once. Errors are left for publishing to report; Ctrl-C
-/// drops the mux (and kills its ffmpeg).
+/// per job slot (and local CPU) at once. Errors are left for publishing to
+/// report; Ctrl-C drops the mux (and kills its ffmpeg).
 struct EarlyMux {
     ffmpeg: Ffmpeg,
     cache: PathBuf,
